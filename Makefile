@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`. Nothing but python3, pip and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint types unit bench ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/alert-delivery demo
+
+lint: install
+	$(BIN)/ruff check alert_delivery tests bench
+	$(BIN)/ruff format --check alert_delivery tests bench
+
+types: install
+	$(BIN)/mypy
+
+test: lint types
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+ui: install
+	$(BIN)/alert-delivery ui
+
+clean:
+	rm -rf $(VENV) .alert_delivery .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""alert-delivery: performance anomaly detection and reliable alert delivery on PostgreSQL."""

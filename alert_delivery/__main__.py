@@ -1,0 +1,5 @@
+import sys
+
+from alert_delivery.cli import main
+
+sys.exit(main())

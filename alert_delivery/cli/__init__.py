@@ -1,0 +1,73 @@
+"""The ``alert-delivery`` command line.
+
+Each command group lives in its own module under ``alert_delivery/cli`` and exposes
+``register(subparsers)``; handlers take the parsed ``argparse.Namespace`` and return an exit code.
+User mistakes (``AlertDeliveryError``) print one line and exit 2; nothing a user types shows a
+traceback.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from alert_delivery.errors import AlertDeliveryError
+
+# Order is the order of `alert-delivery --help`.
+COMMAND_MODULES = (
+    "db",
+    "demo",
+    "ui",
+    "metrics",
+    "alerts",
+    "silences",
+    "inbox",
+    "webhooks",
+    "keys",
+    "dlq",
+    "worker",
+    "operations",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="alert-delivery", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"alert_delivery.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except AlertDeliveryError as exc:
+        print(f"alert-delivery: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`alert-delivery inbox`: registered by its domain module (not built yet)."""
+
+import argparse
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    return None

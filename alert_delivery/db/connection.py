@@ -1,0 +1,65 @@
+"""Connections: one place that resolves the URL and turns driver errors into our own."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import conninfo
+
+from alert_delivery.config import Settings, load_settings
+from alert_delivery.db.embedded import ensure_embedded
+from alert_delivery.errors import DatabaseUnavailable
+
+
+def resolve_database_url(settings: Settings | None = None) -> str:
+    """The configured URL, or the embedded server's (started or joined on demand)."""
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    return ensure_embedded(settings.home)
+
+
+def describe_host(url: str) -> str:
+    """``host:port/dbname`` of a URL for messages: never the user, password or options."""
+    try:
+        parts = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<malformed URL>"
+    host = str(parts.get("host") or parts.get("hostaddr") or "localhost")
+    port = parts.get("port")
+    dbname = parts.get("dbname")
+    where = f"{host}:{port}" if port else host
+    return f"{where}/{dbname}" if dbname else where
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 5) -> psycopg.Connection:
+    """Open a connection or raise ``DatabaseUnavailable`` naming the host and the cause."""
+    try:
+        conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseUnavailable("<malformed URL>", _first_line(exc)) from None
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(describe_host(url), _first_line(exc)) from None
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
+    """A connection that commits on success, rolls back on error and always closes."""
+    conn = connect(url or resolve_database_url())
+    try:
+        with conn.transaction():
+            yield conn
+    finally:
+        conn.close()
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server, another database."""
+    return conninfo.make_conninfo(url, dbname=dbname)

@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per domain; ``alert_delivery.definitions`` merges them."""

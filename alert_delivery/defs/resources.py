@@ -1,0 +1,36 @@
+"""Resources shared by every domain's assets, jobs and sensors."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import psycopg
+
+from alert_delivery.config import load_settings
+from alert_delivery.db.connection import connect, resolve_database_url
+
+
+class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The alert-delivery database.
+
+    ``database_url`` empty means: ``ALERT_DELIVERY_DATABASE_URL`` at use time, or the embedded
+    server when that is unset too. The URL is never logged.
+    """
+
+    database_url: str = ""
+
+    def url(self) -> str:
+        return self.database_url or resolve_database_url(load_settings())
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg.Connection]:
+        """Commit on success, roll back on error, always close."""
+        conn = connect(self.url())
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            conn.close()
+
+
+defs = dg.Definitions(resources={"postgres": PostgresResource()})
