@@ -6,6 +6,7 @@ A block starts with ``-- name: NAME`` and runs until the next such line.
 import re
 from functools import cache
 from pathlib import Path
+from typing import LiteralString, cast
 
 _NAME = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -32,9 +33,12 @@ def load_module(module: str) -> dict[str, str]:
     return blocks
 
 
-def query(module: str, name: str) -> str:
-    """The SQL text of block ``name`` in ``sql/queries/<module>.sql``."""
+def query(module: str, name: str) -> LiteralString:
+    """The SQL text of block ``name`` in ``sql/queries/<module>.sql``.
+
+    Typed ``LiteralString`` because it comes from files shipped with the package, never from input.
+    """
     try:
-        return load_module(module)[name]
+        return cast(LiteralString, load_module(module)[name])
     except KeyError:
         raise KeyError(f"no query {name!r} in sql/queries/{module}.sql") from None

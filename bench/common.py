@@ -1,0 +1,94 @@
+"""Shared benchmark plumbing: a migrated database per benchmark and the results table."""
+
+import os
+import resource
+import statistics
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from alert_delivery.db.connection import with_dbname
+from alert_delivery.db.embedded import ensure_embedded
+from alert_delivery.db.migrations import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class BenchRow:
+    """One line of the table. ``count`` items took ``seconds``; latencies are per item, in ms."""
+
+    name: str
+    count: int
+    seconds: float
+    target: str = ""
+    met: bool | None = None
+    latencies_ms: Sequence[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class BenchContext:
+    """Gives each benchmark a fresh, migrated database on the bench server."""
+
+    def __init__(self) -> None:
+        self.server_url = os.environ.get("BENCH_DATABASE_URL") or ensure_embedded(
+            ROOT / ".alert_delivery" / "bench"
+        )
+        self._created: list[str] = []
+
+    def fresh_database(self) -> str:
+        name = f"ad_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"'.encode())
+        self._created.append(name)
+        url = with_dbname(self.server_url, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            upgrade(conn)
+        return url
+
+    def close(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            for name in self._created:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def format_table(rows: Sequence[tuple[BenchRow, float]]) -> str:
+    header = (
+        f"{'benchmark':<46} {'n':>9} {'seconds':>9} {'per s':>10} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'peak MiB':>9}  target"
+    )
+    lines = [header, "-" * len(header)]
+    for row, mem in rows:
+        lat = row.latencies_ms
+        p50, p95, p99 = (percentile(lat, q) for q in (0.5, 0.95, 0.99)) if lat else ("",) * 3
+        verdict = "" if row.met is None else (" ok" if row.met else " MISSED")
+        lines.append(
+            f"{row.name:<46} {row.count:>9} {row.seconds:>9.3f} {row.throughput:>10.0f} "
+            f"{_ms(p50):>8} {_ms(p95):>8} {_ms(p99):>8} {mem:>9.0f}  {row.target}{verdict}"
+            + (f"  ({row.note})" if row.note else "")
+        )
+    return "\n".join(lines)
+
+
+def _ms(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.2f}"
