@@ -6,7 +6,7 @@ A block starts with ``-- name: NAME`` and runs until the next such line.
 import re
 from functools import cache
 from pathlib import Path
-from typing import LiteralString, cast
+from typing import LiteralString
 
 _NAME = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -39,6 +39,6 @@ def query(module: str, name: str) -> LiteralString:
     Typed ``LiteralString`` because it comes from files shipped with the package, never from input.
     """
     try:
-        return cast(LiteralString, load_module(module)[name])
+        return load_module(module)[name]
     except KeyError:
         raise KeyError(f"no query {name!r} in sql/queries/{module}.sql") from None
