@@ -1,7 +1,88 @@
-"""`alert-delivery ui`: registered by its domain module (not built yet)."""
+"""``alert-delivery ui``: the Dagster webserver and daemon on the project's database.
+
+This process owns the embedded server (when no database URL is set) and supervises ``dagster dev``
+in its own session: SIGINT or SIGTERM stops Dagster first, then the database, so nothing is left
+running. Children get the database URL in the environment and never start a server of their own.
+"""
 
 import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from alert_delivery.config import load_settings
+from alert_delivery.db import connect, resolve_database_url
+from alert_delivery.db.migrations import upgrade
+from alert_delivery.defs.instance import prepare_dagster_home
+
+STOP_TIMEOUT_S = 30
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    ui = sub.add_parser("ui", help="start the Dagster webserver and daemon (http://127.0.0.1:3000)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    ui.set_defaults(handler=cmd_ui)
+
+
+def _reset_signals() -> None:
+    # A shell without job control starts background jobs with SIGINT ignored; dagster dev would
+    # then ignore our stop request.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def dagster_dev_command(host: str, port: int) -> list[str]:
+    command = [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", str(port)]
+    workspace = Path.cwd() / "workspace.yaml"
+    if workspace.exists():
+        return [*command, "-w", str(workspace)]
+    return [*command, "-m", "alert_delivery.definitions"]
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    url = resolve_database_url(settings)
+    with connect(url, autocommit=True) as conn:
+        upgrade(conn)
+    prepare_dagster_home(settings, url)
+    os.environ["ALERT_DELIVERY_DATABASE_URL"] = url
+    print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={settings.dagster_home})")
+    print("Stop with Ctrl-C; the embedded database stops with it.", flush=True)
+    child = subprocess.Popen(
+        dagster_dev_command(args.host, args.port),
+        start_new_session=True,
+        preexec_fn=_reset_signals,  # safe: this process has started no threads
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return _stop_child(child)
+
+
+def _stop_child(child: "subprocess.Popen[bytes]") -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.killpg(child.pid, signal.SIGINT)
+        child.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        pass
+    # Run workers the daemon launched live in the same session; make sure none outlives us.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    print("Dagster stopped.", flush=True)
+    return 0
