@@ -1,7 +1,73 @@
-"""`alert-delivery operations`: registered by its domain module (not built yet)."""
+"""`alert-delivery status` and `alert-delivery exporter`."""
 
 import argparse
+import signal
+import threading
+from types import FrameType
+
+from alert_delivery.config import load_settings
+from alert_delivery.db import connect, resolve_database_url
+from alert_delivery.errors import InvalidInput
+from alert_delivery.operations.status import format_status, read_status
+from alert_delivery.operations.ticks import format_ticks, instance_configured, read_ticks
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    status = sub.add_parser(
+        "status",
+        help="queue depth, oldest pending delivery, degraded webhooks, workers, sensor ticks",
+    )
+    status.add_argument(
+        "--no-dagster", action="store_true", help="skip reading the Dagster instance's ticks"
+    )
+    status.set_defaults(handler=cmd_status)
+
+    exporter = sub.add_parser("exporter", help="serve Prometheus /metrics from the database")
+    exporter.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    exporter.add_argument("--port", type=int, default=9464, help="port to listen on")
+    exporter.set_defaults(handler=cmd_exporter)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with connect(resolve_database_url(settings), autocommit=True) as conn:
+        lines = format_status(read_status(conn))
+    if not args.no_dagster:
+        if instance_configured(settings.dagster_home):
+            lines += format_ticks(read_ticks(settings.dagster_home))
+        else:
+            lines.append(
+                f"Sensors and schedules: no Dagster instance configured"
+                f" (no dagster.yaml in {settings.dagster_home})"
+            )
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from alert_delivery.exporter import serve
+
+    if not 0 < args.port < 65536:
+        raise InvalidInput(f"must be between 1 and 65535, got {args.port}", where="--port")
+    url = resolve_database_url()
+    try:
+        server, _thread = serve(url, args.host, args.port)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", where="--port"
+        ) from None
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"serving http://{args.host}:{args.port}/metrics (Ctrl-C to stop)", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0

@@ -1,0 +1,175 @@
+-- Operations: the exporter's scrape, `alert-delivery status`, report assets, pipeline alerts.
+
+-- name: exporter_gauges
+-- Every gauge of one scrape as (metric, labels, value) rows: one round trip, one pass over the
+-- queue (the CTE is materialised once), zero rows filled in so dashboards never see gaps.
+WITH queue AS MATERIALIZED (
+    SELECT webhook_id, status, count(*) AS n, min(created_at) AS oldest
+    FROM alert_delivery.delivery_queue
+    GROUP BY webhook_id, status
+), statuses (status) AS (
+    VALUES ('pending'), ('in_flight'), ('delivered'), ('dead')
+)
+SELECT 'deliveries' AS metric,
+       jsonb_build_object('webhook', w.name, 'kind', w.kind, 'status', s.status) AS labels,
+       coalesce(q.n, 0)::float8 AS value
+FROM alert_delivery.webhooks w
+CROSS JOIN statuses s
+LEFT JOIN queue q ON q.webhook_id = w.webhook_id AND q.status = s.status
+UNION ALL
+SELECT 'queue_depth', jsonb_build_object('status', s.status), coalesce(sum(q.n), 0)::float8
+FROM statuses s LEFT JOIN queue q ON q.status = s.status
+GROUP BY s.status
+UNION ALL
+SELECT 'oldest_pending_age_seconds', '{}'::jsonb,
+       coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8
+FROM queue WHERE status = 'pending'
+UNION ALL
+SELECT 'dead_letters', '{}'::jsonb, coalesce(sum(n), 0)::float8 FROM queue WHERE status = 'dead'
+UNION ALL
+SELECT 'webhook_breaker_state', jsonb_build_object('webhook', w.name, 'state', b.state),
+       (coalesce(h.breaker_state, 'closed') = b.state)::int::float8
+FROM alert_delivery.webhooks w
+CROSS JOIN (VALUES ('closed'), ('open'), ('half_open')) AS b (state)
+LEFT JOIN alert_delivery.webhook_health h ON h.webhook_id = w.webhook_id
+UNION ALL
+SELECT 'webhook_consecutive_failures', jsonb_build_object('webhook', w.name),
+       coalesce(h.consecutive_failures, 0)::float8
+FROM alert_delivery.webhooks w
+LEFT JOIN alert_delivery.webhook_health h ON h.webhook_id = w.webhook_id
+UNION ALL
+SELECT 'webhook_active', jsonb_build_object('webhook', w.name, 'kind', w.kind),
+       w.active::int::float8
+FROM alert_delivery.webhooks w
+UNION ALL
+SELECT 'live_workers', '{}'::jsonb, count(*)::float8
+FROM alert_delivery.workers
+WHERE stopped_at IS NULL AND heartbeat_at >= now() - interval '30 seconds'
+UNION ALL
+SELECT 'alerts', jsonb_build_object('status', st.status, 'severity', sv.severity),
+       count(a.alert_id)::float8
+FROM (VALUES ('firing'), ('acknowledged'), ('resolved')) AS st (status)
+CROSS JOIN (VALUES ('INFO'), ('WARNING'), ('CRITICAL')) AS sv (severity)
+LEFT JOIN alert_delivery.alerts a ON a.status = st.status AND a.severity = sv.severity
+GROUP BY st.status, sv.severity;
+
+-- name: exporter_latency_histogram
+-- Cumulative bucket counts per webhook, computed by PostgreSQL in one scan. `bounds_ms` is the
+-- single definition of the buckets: the exporter reads it from here, so they cannot drift apart.
+SELECT coalesce(w.name, '(deleted webhook)') AS webhook,
+       '{5,10,25,50,100,250,500,1000,2500,5000,10000}'::float8[] AS bounds_ms,
+       ARRAY[count(*) FILTER (WHERE l.latency_ms <= 5),
+             count(*) FILTER (WHERE l.latency_ms <= 10),
+             count(*) FILTER (WHERE l.latency_ms <= 25),
+             count(*) FILTER (WHERE l.latency_ms <= 50),
+             count(*) FILTER (WHERE l.latency_ms <= 100),
+             count(*) FILTER (WHERE l.latency_ms <= 250),
+             count(*) FILTER (WHERE l.latency_ms <= 500),
+             count(*) FILTER (WHERE l.latency_ms <= 1000),
+             count(*) FILTER (WHERE l.latency_ms <= 2500),
+             count(*) FILTER (WHERE l.latency_ms <= 5000),
+             count(*) FILTER (WHERE l.latency_ms <= 10000)]::float8[] AS cumulative,
+       count(*)::float8 AS total,
+       sum(l.latency_ms)::float8 AS sum_ms
+FROM alert_delivery.delivery_log l
+LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
+WHERE l.event IN ('attempt', 'delivered', 'failed') AND l.latency_ms IS NOT NULL
+GROUP BY 1
+ORDER BY 1;
+
+-- name: status_queue_depth
+SELECT status, depth, oldest_age_s, due_now, expired_leases
+FROM alert_delivery.v_queue_health
+ORDER BY array_position(ARRAY['pending', 'in_flight', 'delivered', 'dead'], status);
+
+-- name: status_oldest_pending
+SELECT q.delivery_id, w.name, q.event, q.attempts,
+       extract(epoch FROM now() - q.created_at)::float8 AS age_s,
+       extract(epoch FROM q.next_attempt_at - now())::float8 AS due_in_s,
+       q.last_error
+FROM alert_delivery.delivery_queue q
+JOIN alert_delivery.webhooks w ON w.webhook_id = q.webhook_id
+WHERE q.status = 'pending'
+ORDER BY q.created_at, q.delivery_id
+LIMIT 1;
+
+-- name: status_degraded_webhooks
+SELECT name, kind, active, health_status, breaker_state, consecutive_failures,
+       dead_letters, pending, disabled_reason
+FROM alert_delivery.v_degraded_webhooks
+ORDER BY name;
+
+-- name: status_live_workers
+SELECT worker_id, hostname, pid,
+       extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s,
+       delivered, failed
+FROM alert_delivery.workers
+WHERE stopped_at IS NULL AND heartbeat_at >= now() - interval '30 seconds'
+ORDER BY worker_id;
+
+-- name: report_delivery_by_webhook
+-- One row per webhook with activity in [start, end): outcomes, retries, dead letters, latency.
+SELECT w.kind AS channel,
+       coalesce(w.name, '(deleted webhook)') AS webhook,
+       count(*) FILTER (WHERE l.event = 'delivered') AS delivered,
+       count(*) FILTER (WHERE l.event = 'failed') AS failed,
+       count(*) FILTER (WHERE l.event = 'retry_scheduled') AS retries,
+       count(*) FILTER (WHERE l.event = 'dead_lettered') AS dead_lettered,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms)
+           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms)
+           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms)
+           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p99_ms
+FROM alert_delivery.delivery_log l
+LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
+WHERE l.created_at >= %(start)s AND l.created_at < %(end)s
+GROUP BY w.kind, w.name
+ORDER BY w.kind NULLS LAST, 2;
+
+-- name: report_delivery_latency
+-- Latency percentiles over every attempt of the window (not an average of per-webhook values).
+SELECT count(*) AS samples,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_ms,
+       max(latency_ms) AS max_ms
+FROM alert_delivery.delivery_log
+WHERE created_at >= %(start)s AND created_at < %(end)s
+  AND event IN ('attempt', 'delivered', 'failed') AND latency_ms IS NOT NULL;
+
+-- name: report_response_sla
+-- SLA per severity for the alerts created in [start, end), judged as of now.
+SELECT s.severity,
+       t.target_s,
+       count(r.alert_id) AS alerts,
+       count(r.acknowledged_at) AS acknowledged,
+       count(*) FILTER (WHERE r.sla_state = 'met') AS met,
+       count(*) FILTER (WHERE r.sla_state = 'breached') AS breached,
+       count(*) FILTER (WHERE r.sla_state = 'open') AS open,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.time_to_ack_s) AS p50_time_to_ack_s,
+       max(r.time_to_ack_s) AS max_time_to_ack_s
+FROM (VALUES ('CRITICAL', 1), ('WARNING', 2), ('INFO', 3)) AS s (severity, ord)
+LEFT JOIN (VALUES ('CRITICAL', 300), ('WARNING', 900)) AS t (severity, target_s)
+       ON t.severity = s.severity
+LEFT JOIN alert_delivery.v_response_sla_alerts r
+       ON r.severity = s.severity AND r.created_at >= %(start)s AND r.created_at < %(end)s
+GROUP BY s.severity, s.ord, t.target_s
+ORDER BY s.ord;
+
+-- name: raise_pipeline_alert
+-- An alert about the pipeline itself. The open-fingerprint index dedups repeated failures of the
+-- same job into one open alert whose occurrences count up.
+INSERT INTO alert_delivery.alerts AS a
+    (fingerprint, content_hash, source, operation_type, alert_type, severity, title,
+     description, payload)
+VALUES (%(fingerprint)s, %(content_hash)s, 'pipeline', %(operation_type)s, 'PIPELINE_FAILURE',
+        %(severity)s, %(title)s, %(description)s, %(payload)s)
+ON CONFLICT (fingerprint) WHERE status IN ('firing', 'acknowledged') DO UPDATE
+SET occurrences = a.occurrences + 1,
+    content_hash = EXCLUDED.content_hash,
+    description = EXCLUDED.description,
+    payload = EXCLUDED.payload,
+    last_seen_at = now(),
+    updated_at = now()
+RETURNING alert_id, occurrences;
