@@ -1,0 +1,177 @@
+"""Baseline recalculation: per operation p50/p95/p99, mean, stddev over a rolling window.
+
+Each operation is computed in its own savepoint, so one failure never stops the others. The run
+is recorded in ``baseline_runs``; every replaced baseline leaves a ``baseline_history`` row with
+the percent change, and a ``baseline_versions`` row keyed by its window (what detection reads).
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from alert_delivery.db import query
+from alert_delivery.detection.settings import BaselineSettings
+
+
+@dataclass(frozen=True)
+class BaselineStats:
+    operation_type: str
+    samples: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    stddev_ms: float
+
+
+@dataclass
+class BaselineRun:
+    run_id: int
+    window_start: datetime
+    window_end: datetime
+    operations: int = 0
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.failed and not self.updated:
+            return "failed"
+        return "partial" if self.failed or self.skipped else "succeeded"
+
+
+def validate_stats(stats: BaselineStats) -> str | None:
+    """Why these numbers cannot be a baseline, or ``None`` when they can."""
+    values = (stats.p50_ms, stats.p95_ms, stats.p99_ms, stats.mean_ms, stats.stddev_ms)
+    if not all(math.isfinite(v) for v in values):
+        return "non-finite statistic"
+    if not stats.p50_ms <= stats.p95_ms <= stats.p99_ms:
+        return (
+            f"percentiles out of order: p50={stats.p50_ms:g} p95={stats.p95_ms:g} "
+            f"p99={stats.p99_ms:g}"
+        )
+    return None
+
+
+def percent_change(old: float | None, new: float) -> float | None:
+    if old is None or old == 0:
+        return None
+    return 100.0 * (new - old) / old
+
+
+def _params(stats: BaselineStats, run: BaselineRun, days: int) -> dict[str, Any]:
+    return {
+        "op": stats.operation_type,
+        "p50": stats.p50_ms,
+        "p95": stats.p95_ms,
+        "p99": stats.p99_ms,
+        "mean": stats.mean_ms,
+        "stddev": stats.stddev_ms,
+        "samples": stats.samples,
+        "start": run.window_start,
+        "end": run.window_end,
+        "days": days,
+        "run_id": run.run_id,
+    }
+
+
+def _recalculate_one(
+    conn: psycopg.Connection, op: str, run: BaselineRun, settings: BaselineSettings
+) -> None:
+    window = {"op": op, "start": run.window_start, "end": run.window_end}
+    row = conn.execute(query("detection", "baseline_stats"), window).fetchone()
+    samples = int(row[0]) if row else 0
+    old = conn.execute(query("detection", "active_baseline"), {"op": op}).fetchone()
+    if row is None or samples < settings.min_samples:
+        run.kept.append(op)
+        what = "kept the previous baseline" if old else "no baseline yet"
+        run.errors.append(
+            {"operation": op, "reason": f"{samples} samples < {settings.min_samples}; {what}"}
+        )
+        return
+    stats = BaselineStats(op, samples, *(float(v) for v in row[1:]))
+    problem = validate_stats(stats)
+    if problem:
+        run.failed.append(op)
+        run.errors.append({"operation": op, "reason": problem})
+        return
+    params = _params(stats, run, settings.window_days)
+    old_p50, old_p95, old_p99, old_mean = old if old else (None, None, None, None)
+    params |= {
+        "old_p50": old_p50,
+        "old_p95": old_p95,
+        "old_p99": old_p99,
+        "old_mean": old_mean,
+        "p50_pct": percent_change(old_p50, stats.p50_ms),
+        "p95_pct": percent_change(old_p95, stats.p95_ms),
+        "p99_pct": percent_change(old_p99, stats.p99_ms),
+        "mean_pct": percent_change(old_mean, stats.mean_ms),
+    }
+    conn.execute(query("detection", "upsert_baseline"), params)
+    conn.execute(query("detection", "upsert_baseline_version"), params)
+    conn.execute(query("detection", "insert_baseline_history"), params)
+    run.updated.append(op)
+
+
+def recalculate_baselines(
+    conn: psycopg.Connection,
+    *,
+    window_end: datetime,
+    settings: BaselineSettings | None = None,
+    dagster_run_id: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> BaselineRun:
+    """Recalculate every operation's baseline over ``[window_end - window_days, window_end)``.
+
+    Operations left when ``time_budget_s`` is used up are reported as skipped. The caller owns the
+    transaction (commit after).
+    """
+    settings = settings or BaselineSettings()
+    started = clock()
+    window_start = window_end - timedelta(days=settings.window_days)
+    params = {"days": settings.window_days, "end": window_end, "dagster_run_id": dagster_run_id}
+    run_row = conn.execute(query("detection", "start_baseline_run"), params).fetchone()
+    assert run_row is not None
+    run = BaselineRun(int(run_row[0]), window_start, window_end)
+    operations = [str(r[0]) for r in conn.execute(query("detection", "operation_types"))]
+    run.operations = len(operations)
+    for index, op in enumerate(operations):
+        if clock() - started >= settings.time_budget_s:
+            run.skipped = operations[index:]
+            run.errors.append(
+                {
+                    "operation": ", ".join(run.skipped),
+                    "reason": f"skipped: time budget of {settings.time_budget_s:g} s used up",
+                }
+            )
+            break
+        try:
+            with conn.transaction():
+                _recalculate_one(conn, op, run, settings)
+        except psycopg.Error as exc:
+            run.failed.append(op)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            run.errors.append({"operation": op, "reason": first})
+    conn.execute(
+        query("detection", "finish_baseline_run"),
+        {
+            "run_id": run.run_id,
+            "status": run.status,
+            "operations": run.operations,
+            "updated": len(run.updated),
+            "kept": len(run.kept),
+            "skipped": len(run.skipped),
+            "failed": len(run.failed),
+            "errors": Jsonb(run.errors),
+        },
+    )
+    return run
