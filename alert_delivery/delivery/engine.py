@@ -1,0 +1,375 @@
+"""The delivery engine: claim -> permit -> sign -> send -> outcome + log, one engine, two drivers.
+
+The async :class:`Engine` is what the worker runs; :func:`deliver_batch` is the synchronous entry
+point for Dagster runs, the CLI and the demo. No lock is held while HTTP is in flight: rows are
+leased, and outcomes are written in one statement per batch.
+"""
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from alert_delivery.config import Settings, load_settings
+from alert_delivery.delivery import store
+from alert_delivery.delivery.outcome import Attempt, Verdict
+from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
+from alert_delivery.delivery.retry import RetryPolicy, next_delay
+from alert_delivery.delivery.secrets import Vault, load_vault
+from alert_delivery.delivery.sender import Sender, SenderConfig
+from alert_delivery.delivery.signing import signature_header
+from alert_delivery.delivery.smtp import send_email
+from alert_delivery.delivery.ssrf import announce_allow_list, check_url
+from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
+from alert_delivery.errors import AlertDeliveryError
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    sender: SenderConfig = field(default_factory=SenderConfig)
+    lease_s: float = 120.0
+    retry_after_cap_s: float = 3600.0
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 60.0
+    smtp_timeout_s: float = 10.0
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    deferred: int = 0
+    released: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+
+    def add(self, other: "BatchResult") -> None:
+        for name in ("claimed", "delivered", "retrying", "dead", "deferred", "released"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        ids = [i for i in (self.first_id, self.last_id, other.first_id, other.last_id) if i]
+        if ids:
+            self.first_id, self.last_id = min(ids), max(ids)
+
+
+def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
+    """Pure: the queue status, delay and log event that one attempt leads to."""
+    status, delay, event, error = "dead", 0.0, "dead_lettered", attempt.error
+    if attempt.verdict is Verdict.DELIVERED:
+        status, event = "delivered", "delivered"
+    elif attempt.verdict is Verdict.RETRY:
+        wait = next_delay(policy, row.attempts + 1, retry_after_s=attempt.retry_after_s)
+        if wait is not None:
+            status, delay, event = "pending", wait, "retry_scheduled"
+        else:
+            error = f"{attempt.error or 'failed'}; retries exhausted"
+    return Outcome(
+        row.delivery_id,
+        row.webhook_id,
+        status,
+        delay,
+        event,
+        counted=True,
+        http_status=attempt.status,
+        error=error,
+        latency_ms=attempt.latency_ms,
+    )
+
+
+def serialise(row: Claimed, secrets: list[str]) -> bytes:
+    """The exact bytes signed and sent; PagerDuty's routing key joins only here, never stored."""
+    payload = row.payload
+    if row.kind == "pagerduty" and secrets:
+        payload = {**payload, "routing_key": secrets[0]}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Engine:
+    """Delivers claimed rows. Create with :meth:`open` inside a running loop."""
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        sender: Sender,
+        vault: Vault,
+        settings: Settings,
+        config: EngineConfig,
+        *,
+        worker_id: str,
+        run_id: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.sender = sender
+        self.vault = vault
+        self.settings = settings
+        self.config = config
+        self.worker_id = worker_id
+        self.run_id = run_id
+        self.stopping = False
+        self._slots = asyncio.Semaphore(config.sender.concurrency)
+        self._targets: dict[tuple[str | None, str | None], tuple[str | None, list[str]]] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        db_url: str,
+        *,
+        worker_id: str,
+        run_id: str | None = None,
+        config: EngineConfig | None = None,
+        settings: Settings | None = None,
+    ) -> "Engine":
+        settings = settings or load_settings()
+        config = config or EngineConfig()
+        vault = load_vault(settings)
+        announce_allow_list(settings.allowed_targets)
+        conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+        sender = Sender(config.sender, settings.allowed_targets)
+        return cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
+
+    async def close(self) -> None:
+        await self.sender.close()
+        await self.conn.close()
+
+    async def claim(self, limit: int, *, min_age_s: float = 0.0) -> list[Claimed]:
+        return await store.claim(
+            self.conn,
+            limit=limit,
+            worker_id=self.worker_id,
+            lease_s=self.config.lease_s,
+            min_age_s=min_age_s,
+        )
+
+    async def process(self, rows: Sequence[Claimed]) -> BatchResult:
+        """Deliver leased rows and record every outcome; returns the counts."""
+        result = BatchResult(claimed=len(rows))
+        if not rows:
+            return result
+        result.first_id, result.last_id = rows[0].delivery_id, rows[-1].delivery_id
+        outcomes: list[Outcome] = []
+        sendable = self._drop_disabled(rows, outcomes)
+        granted = await self._permit(sendable, outcomes)
+        attempts = await asyncio.gather(*(self._attempt(row) for row in granted))
+        await self._deliver_inboxes(granted, attempts)
+        health: dict[int, HealthDelta] = defaultdict(HealthDelta)
+        gone: dict[int, str] = {}
+        for row, attempt in zip(granted, attempts, strict=True):
+            if attempt is None:
+                outcomes.append(
+                    Outcome(
+                        row.delivery_id, row.webhook_id, "pending", 0.0, "released", counted=False
+                    )
+                )
+                continue
+            policy = RetryPolicy.for_webhook(
+                row.retry_schedule_s, retry_after_cap_s=self.config.retry_after_cap_s
+            )
+            outcomes.append(decide(row, attempt, policy))
+            _account(health[row.webhook_id], attempt)
+            if attempt.verdict is Verdict.GONE:
+                gone[row.webhook_id] = attempt.error or "HTTP 410 Gone"
+        async with self.conn.transaction():
+            await store.record(
+                self.conn,
+                outcomes,
+                health,
+                worker_id=self.worker_id,
+                run_id=self.run_id,
+                breaker_threshold=self.config.breaker_threshold,
+            )
+            for webhook_id, reason in gone.items():
+                await store.endpoint_gone(
+                    self.conn,
+                    webhook_id,
+                    reason=reason,
+                    worker_id=self.worker_id,
+                    run_id=self.run_id,
+                )
+        for o in outcomes:
+            if o.log_event == "delivered":
+                result.delivered += 1
+            elif o.log_event == "retry_scheduled":
+                result.retrying += 1
+            elif o.log_event == "dead_lettered":
+                result.dead += 1
+            elif o.log_event == "deferred":
+                result.deferred += 1
+            else:
+                result.released += 1
+        return result
+
+    def _drop_disabled(self, rows: Sequence[Claimed], outcomes: list[Outcome]) -> list[Claimed]:
+        keep = []
+        for row in rows:
+            if row.active:
+                keep.append(row)
+            else:
+                outcomes.append(
+                    Outcome(
+                        row.delivery_id,
+                        row.webhook_id,
+                        "dead",
+                        0.0,
+                        "dead_lettered",
+                        counted=False,
+                        error="webhook disabled",
+                    )
+                )
+        return keep
+
+    async def _permit(self, rows: list[Claimed], outcomes: list[Outcome]) -> list[Claimed]:
+        """Ask the shared breaker and bucket; rows over the limit are deferred, never dropped."""
+        by_webhook: dict[int, list[Claimed]] = defaultdict(list)
+        for row in rows:
+            by_webhook[row.webhook_id].append(row)
+        if not by_webhook:
+            return []
+        permits = await store.acquire(
+            self.conn,
+            {w: (len(rs), rs[0].rate_limit_per_s) for w, rs in by_webhook.items()},
+            cooldown_s=self.config.breaker_cooldown_s,
+            probe_lease_s=self.config.lease_s,
+        )
+        granted: list[Claimed] = []
+        for webhook_id, group in by_webhook.items():
+            permit = permits[webhook_id]
+            granted.extend(group[: permit.granted])
+            rate = group[0].rate_limit_per_s
+            for i, row in enumerate(group[permit.granted :]):
+                outcomes.append(
+                    Outcome(
+                        row.delivery_id,
+                        webhook_id,
+                        "pending",
+                        permit.wait_s + i / rate,
+                        "deferred",
+                        counted=False,
+                    )
+                )
+        granted.sort(key=lambda r: r.delivery_id)
+        return granted
+
+    def _target(self, row: Claimed) -> tuple[str | None, list[str]]:
+        key = (row.url_token, row.secret_token)
+        found = self._targets.get(key)
+        if found is None:
+            found = decrypted_target(self.vault, row.url_token, row.secret_token)
+            self._targets[key] = found
+        return found
+
+    async def _attempt(self, row: Claimed) -> Attempt | None:
+        """One attempt, or None when shutdown came first (the row is released, not tried)."""
+        if row.kind == "inbox":
+            return Attempt(Verdict.DELIVERED, latency_ms=0.0)
+        async with self._slots:
+            if self.stopping:
+                return None
+            try:
+                url, secrets = self._target(row)
+                if row.kind == "email":
+                    return await asyncio.to_thread(
+                        send_email,
+                        url or "",
+                        row.config,
+                        row.payload,
+                        row.message_id,
+                        allowed=self.settings.allowed_targets,
+                        timeout_s=self.config.smtp_timeout_s,
+                    )
+                if row.kind not in HTTP_KINDS or not url:
+                    return Attempt(Verdict.PERMANENT, error=f"cannot deliver kind {row.kind}")
+                check_url(url, self.settings.allowed_targets)
+                body = serialise(row, secrets)
+            except AlertDeliveryError as exc:
+                return Attempt(Verdict.PERMANENT, error=str(exc))
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": row.message_id,
+                "webhook-timestamp": str(timestamp),
+            }
+            if secrets:
+                headers["webhook-signature"] = signature_header(
+                    row.message_id, timestamp, body, secrets
+                )
+            return await self.sender.post(url, body, headers)
+
+    async def _deliver_inboxes(
+        self, rows: Sequence[Claimed], attempts: Sequence[Attempt | None]
+    ) -> None:
+        inbox: list[tuple[str, int | None, int, str, str, str]] = []
+        for row in rows:
+            if row.kind != "inbox":
+                continue
+            p = row.payload
+            for recipient in row.config.get("recipients", []):
+                inbox.append(
+                    (
+                        str(recipient),
+                        row.alert_id,
+                        row.delivery_id,
+                        str(p.get("severity", "INFO")),
+                        str(p.get("title", "")),
+                        str(p.get("body", "")),
+                    )
+                )
+        await store.insert_inbox(self.conn, inbox)
+
+
+def _account(delta: HealthDelta, attempt: Attempt) -> None:
+    """Breaker bookkeeping in completion order: only retryable failures count against it."""
+    if attempt.latency_ms is not None and attempt.status is not None:
+        delta.latencies.append(attempt.latency_ms)
+    if attempt.verdict is Verdict.DELIVERED:
+        delta.ok += 1
+        delta.reset, delta.trailing = True, 0
+        return
+    delta.failed += 1
+    delta.error = attempt.error
+    if attempt.verdict is Verdict.RETRY:
+        delta.trailing += 1
+
+
+async def drain(
+    engine: Engine, *, limit: int, batch_size: int = 500, min_age_s: float = 0.0
+) -> BatchResult:
+    """Claim and deliver until ``limit`` rows were claimed or nothing is due."""
+    total = BatchResult()
+    while total.claimed < limit:
+        rows = await engine.claim(min(batch_size, limit - total.claimed), min_age_s=min_age_s)
+        if not rows:
+            break
+        total.add(await engine.process(rows))
+        if len(rows) < batch_size:
+            break
+    return total
+
+
+def deliver_batch(
+    db_url: str,
+    *,
+    limit: int = 500,
+    worker_id: str,
+    run_id: str | None = None,
+    min_age_s: float = 0.0,
+    config: EngineConfig | None = None,
+    settings: Settings | None = None,
+) -> BatchResult:
+    """Claim up to ``limit`` due rows and deliver them; synchronous (runs its own event loop)."""
+
+    async def run() -> BatchResult:
+        engine = await Engine.open(
+            db_url, worker_id=worker_id, run_id=run_id, config=config, settings=settings
+        )
+        try:
+            return await drain(engine, limit=limit, batch_size=min(limit, 500), min_age_s=min_age_s)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())

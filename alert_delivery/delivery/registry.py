@@ -1,0 +1,213 @@
+"""The webhook registry: add, list, enable, disable, remove. URLs and secrets stored encrypted."""
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from alert_delivery.config import Settings, load_settings
+from alert_delivery.db.connection import connect
+from alert_delivery.delivery.secrets import Vault, load_vault
+from alert_delivery.delivery.signing import generate_secret, split_secrets, validate_secret
+from alert_delivery.delivery.ssrf import announce_allow_list, check_url, redact_url
+from alert_delivery.errors import InvalidInput
+
+KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
+HTTP_KINDS = ("slack", "mattermost", "pagerduty", "webhook")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
+
+
+@dataclass(frozen=True)
+class AddedWebhook:
+    webhook_id: int
+    name: str
+    generated_secret: str | None
+    """Shown once to the operator; never stored in plain text."""
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    webhook_id: int
+    name: str
+    kind: str
+    url_redacted: str
+    active: bool
+    disabled_reason: str | None
+    rate_limit_per_s: float
+    retry_schedule_s: list[int] | None
+    last_tested_at: str | None
+    last_test_status: str | None
+    breaker_state: str | None
+    health: str | None
+
+
+def validate_target(kind: str, url: str | None, config: dict[str, Any], settings: Settings) -> None:
+    """Everything a webhook needs to be deliverable, checked before anything is stored."""
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown kind {kind!r}; one of {', '.join(KINDS)}", where="--kind")
+    announce_allow_list(settings.allowed_targets)
+    if kind == "inbox":
+        recipients = config.get("recipients")
+        if (
+            not isinstance(recipients, list)
+            or not recipients
+            or not all(isinstance(r, str) and r.strip() for r in recipients)
+        ):
+            raise InvalidInput("inbox needs a non-empty list of recipients", where="recipients")
+        return
+    if not url:
+        raise InvalidInput(f"kind {kind} needs a URL", where="--url")
+    if kind == "email":
+        check_url(
+            url,
+            settings.allowed_targets,
+            secure="smtps",
+            insecure="smtp",
+            insecure_needs_allow_list=False,
+            resolve=True,
+        )
+        to = config.get("to")
+        if (
+            not isinstance(to, list)
+            or not to
+            or not all(isinstance(a, str) and _EMAIL.match(a) for a in to)
+        ):
+            raise InvalidInput("email needs a list of recipient addresses", where="to")
+        if not isinstance(config.get("from"), str) or not _EMAIL.match(config["from"]):
+            raise InvalidInput("email needs a sender address", where="from")
+        return
+    check_url(url, settings.allowed_targets, resolve=True)
+
+
+def add_webhook(
+    db_url: str,
+    *,
+    name: str,
+    kind: str,
+    url: str | None = None,
+    secret: str | None = None,
+    config: dict[str, Any] | None = None,
+    rate_limit_per_s: float = 10.0,
+    retry_schedule_s: Sequence[int] | None = None,
+    settings: Settings | None = None,
+) -> AddedWebhook:
+    """Register a target after the SSRF guard and validation; returns its id.
+
+    Signed kinds get a generated ``whsec_`` secret unless one is given; PagerDuty's secret is its
+    routing key (required), inserted into each event at send time.
+    """
+    settings = settings or load_settings()
+    config = dict(config or {})
+    if not name.strip():
+        raise InvalidInput("must not be empty", where="NAME")
+    if rate_limit_per_s <= 0:
+        raise InvalidInput("must be positive", where="--rate-limit")
+    if retry_schedule_s is not None and (
+        not retry_schedule_s or any(s < 0 for s in retry_schedule_s)
+    ):
+        raise InvalidInput("a non-empty list of seconds >= 0", where="--retry-schedule")
+    validate_target(kind, url, config, settings)
+    generated = None
+    if kind == "pagerduty":
+        if not secret:
+            raise InvalidInput("pagerduty needs its routing key as the secret", where="--secret")
+    elif kind in HTTP_KINDS:
+        if secret:
+            for s in split_secrets(secret):
+                validate_secret(s)
+        else:
+            secret = generated = generate_secret()
+    vault = load_vault(settings)
+    with connect(db_url, autocommit=True) as conn:
+        try:
+            row = conn.execute(
+                "INSERT INTO alert_delivery.webhooks (name, kind, url_encrypted, url_redacted,"
+                " secret_encrypted, key_id, config, rate_limit_per_s, retry_schedule_s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING webhook_id",
+                (
+                    name,
+                    kind,
+                    vault.encrypt(url) if url else None,
+                    redact_url(url) if url else "",
+                    vault.encrypt(secret) if secret else None,
+                    vault.primary_key_id,
+                    Jsonb(config),
+                    rate_limit_per_s,
+                    list(retry_schedule_s) if retry_schedule_s is not None else None,
+                ),
+            ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise InvalidInput(f"a webhook named {name!r} exists", where="NAME") from None
+    assert row is not None
+    return AddedWebhook(int(row[0]), name, generated)
+
+
+def webhook_id_by_name(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute(
+        "SELECT webhook_id FROM alert_delivery.webhooks WHERE name = %s", (name,)
+    ).fetchone()
+    if row is None:
+        raise InvalidInput(f"no webhook named {name!r}", where="NAME")
+    return int(row[0])
+
+
+def list_webhooks(db_url: str) -> list[WebhookInfo]:
+    with connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT w.webhook_id, w.name, w.kind, w.url_redacted, w.active, w.disabled_reason,"
+            " w.rate_limit_per_s, w.retry_schedule_s, w.last_tested_at::text, w.last_test_status,"
+            " h.breaker_state, h.status"
+            " FROM alert_delivery.webhooks w"
+            " LEFT JOIN alert_delivery.webhook_health h USING (webhook_id) ORDER BY w.name"
+        ).fetchall()
+    return [WebhookInfo(*row) for row in rows]
+
+
+def set_active(db_url: str, name: str, active: bool, reason: str | None = None) -> int:
+    with connect(db_url, autocommit=True) as conn:
+        webhook_id = webhook_id_by_name(conn, name)
+        conn.execute(
+            "UPDATE alert_delivery.webhooks SET active = %s, disabled_reason = %s,"
+            " updated_at = now() WHERE webhook_id = %s",
+            (active, None if active else (reason or "disabled by operator"), webhook_id),
+        )
+        if active:
+            # A re-enabled webhook starts with a closed breaker and a fresh record.
+            conn.execute(
+                "UPDATE alert_delivery.webhook_health SET breaker_state = 'closed',"
+                " consecutive_failures = 0, breaker_opened_at = NULL, status = 'healthy'"
+                " WHERE webhook_id = %s",
+                (webhook_id,),
+            )
+    return webhook_id
+
+
+def remove_webhook(db_url: str, name: str) -> int:
+    with connect(db_url, autocommit=True) as conn:
+        webhook_id = webhook_id_by_name(conn, name)
+        conn.execute("DELETE FROM alert_delivery.webhooks WHERE webhook_id = %s", (webhook_id,))
+    return webhook_id
+
+
+def decrypted_target(
+    vault: Vault, url_token: str | None, secret_token: str | None
+) -> tuple[str | None, list[str]]:
+    url = vault.decrypt(url_token, what="webhook URL") if url_token else None
+    secrets = split_secrets(vault.decrypt(secret_token)) if secret_token else []
+    return url, secrets
+
+
+def parse_config(text: str | None, *, where: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not JSON: {exc.msg} at column {exc.colno}", where=where) from None
+    if not isinstance(value, dict):
+        raise InvalidInput("must be a JSON object", where=where)
+    return value

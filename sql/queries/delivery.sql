@@ -1,0 +1,223 @@
+-- Delivery engine queries. For in_flight rows next_attempt_at holds the lease end, so the one
+-- partial index delivery_queue_due serves new work, retries and expired leases alike.
+
+-- name: claim
+WITH due AS (
+    SELECT delivery_id
+    FROM alert_delivery.delivery_queue
+    WHERE status IN ('pending', 'in_flight')
+      AND next_attempt_at <= now() - make_interval(secs => %(min_age_s)s)
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE alert_delivery.delivery_queue q
+SET status = 'in_flight',
+    leased_until = now() + make_interval(secs => %(lease_s)s),
+    next_attempt_at = now() + make_interval(secs => %(lease_s)s),
+    leased_by = %(worker_id)s,
+    updated_at = now()
+FROM due, alert_delivery.webhooks w
+WHERE q.delivery_id = due.delivery_id AND w.webhook_id = q.webhook_id
+RETURNING q.delivery_id, q.message_id::text, q.alert_id, q.webhook_id, q.event, q.payload,
+          q.attempts, w.kind, w.name, w.url_encrypted, w.url_redacted, w.secret_encrypted,
+          w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active
+
+-- name: acquire
+-- Breaker and token bucket for every webhook of a batch, in one statement, shared by every
+-- process: rows are locked in webhook_id order so two claimers never deadlock.
+WITH req AS (
+    SELECT * FROM unnest(%(webhook_ids)s::bigint[], %(wanted)s::int[], %(rates)s::float8[])
+        AS r(webhook_id, wanted, rate)
+), cur AS (
+    SELECT h.webhook_id, r.wanted, r.rate, h.breaker_state, h.breaker_opened_at,
+           h.probe_leased_until,
+           least(r.rate, coalesce(h.tokens, r.rate)
+                 + r.rate * extract(epoch FROM now() - coalesce(h.tokens_at, now()))) AS avail,
+           (h.breaker_state = 'open'
+                AND h.breaker_opened_at <= now() - make_interval(secs => %(cooldown_s)s))
+           OR (h.breaker_state = 'half_open'
+                AND coalesce(h.probe_leased_until, '-infinity') < now()) AS probe_ok
+    FROM alert_delivery.webhook_health h
+    JOIN req r USING (webhook_id)
+    ORDER BY h.webhook_id
+    FOR UPDATE OF h
+), grant_ AS (
+    SELECT cur.*,
+           CASE WHEN breaker_state = 'closed' THEN greatest(0, least(wanted, floor(avail)::int))
+                WHEN probe_ok THEN greatest(0, least(1, floor(avail)::int))
+                ELSE 0 END AS granted
+    FROM cur
+)
+UPDATE alert_delivery.webhook_health h
+SET tokens = g.avail - g.granted,
+    tokens_at = now(),
+    breaker_state = CASE WHEN g.probe_ok AND g.granted > 0 THEN 'half_open' ELSE h.breaker_state END,
+    probe_leased_until = CASE WHEN g.probe_ok AND g.granted > 0
+                              THEN now() + make_interval(secs => %(probe_lease_s)s)
+                              ELSE h.probe_leased_until END,
+    updated_at = now()
+FROM grant_ g
+WHERE h.webhook_id = g.webhook_id
+RETURNING h.webhook_id, g.granted,
+    CASE WHEN g.breaker_state = 'closed' OR g.probe_ok
+             THEN greatest(0.0, (1.0 - (g.avail - g.granted)) / g.rate)
+         WHEN g.breaker_state = 'open'
+             THEN greatest(0.0, extract(epoch FROM g.breaker_opened_at
+                                + make_interval(secs => %(cooldown_s)s) - now()))::float8
+         ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
+    END AS wait_s,
+    g.breaker_state = 'closed' AS breaker_closed
+
+-- name: record
+-- Outcome, log row and health counters of a whole batch in ONE statement. Only rows still leased
+-- by this claimer are written: a row whose lease expired belongs to whoever re-claimed it.
+WITH o AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(delays)s::float8[],
+                         %(http)s::int[], %(errors)s::text[], %(latencies)s::float8[],
+                         %(events)s::text[], %(counted)s::bool[])
+        AS o(delivery_id, status, delay_s, http_status, error, latency_ms, log_event, counted)
+), upd AS (
+    UPDATE alert_delivery.delivery_queue q
+    SET status = o.status,
+        attempts = q.attempts + o.counted::int,
+        next_attempt_at = CASE WHEN o.status = 'pending'
+                               THEN now() + make_interval(secs => o.delay_s)
+                               ELSE now() END,
+        leased_until = NULL,
+        leased_by = NULL,
+        last_status = CASE WHEN o.counted THEN o.http_status ELSE q.last_status END,
+        last_error = CASE WHEN o.counted OR o.status = 'dead' THEN o.error ELSE q.last_error END,
+        delivered_at = CASE WHEN o.status = 'delivered' THEN now() ELSE q.delivered_at END,
+        dead_at = CASE WHEN o.status = 'dead' THEN now() ELSE NULL END,
+        updated_at = now()
+    FROM o
+    WHERE q.delivery_id = o.delivery_id AND q.status = 'in_flight' AND q.leased_by = %(worker_id)s
+    RETURNING q.delivery_id, q.alert_id, q.webhook_id, q.attempts, o.http_status, o.latency_ms,
+              o.error, o.log_event
+), log AS (
+    INSERT INTO alert_delivery.delivery_log
+        (delivery_id, alert_id, webhook_id, event, attempt, http_status, latency_ms, detail,
+         run_id, worker_id)
+    SELECT delivery_id, alert_id, webhook_id, log_event, attempts, http_status, latency_ms, error,
+           %(run_id)s, %(worker_id)s
+    FROM upd
+), hv AS (
+    SELECT * FROM unnest(%(h_ids)s::bigint[], %(h_ok)s::int[], %(h_failed)s::int[],
+                         %(h_reset)s::bool[], %(h_trailing)s::int[], %(h_lat_n)s::int[],
+                         %(h_lat_sum)s::float8[], %(h_lat_p95)s::float8[], %(h_error)s::text[])
+        AS v(webhook_id, ok, failed, reset, tail_failures, lat_n, lat_sum, lat_p95, error)
+), lk AS (
+    -- Lock health rows in webhook_id order (as acquire does) so two recorders never deadlock.
+    SELECT webhook_id FROM alert_delivery.webhook_health
+    WHERE webhook_id IN (SELECT webhook_id FROM hv)
+    ORDER BY webhook_id
+    FOR UPDATE
+), hn AS (
+    SELECT hv.* FROM hv JOIN lk USING (webhook_id)
+), health AS (
+    -- Expressions read h, the row as locked now, never a stale snapshot of it.
+    UPDATE alert_delivery.webhook_health h
+    SET total = h.total + hn.ok + hn.failed,
+        succeeded = h.succeeded + hn.ok,
+        failed = h.failed + hn.failed,
+        consecutive_failures = CASE WHEN hn.reset THEN hn.tail_failures
+                                    ELSE h.consecutive_failures + hn.tail_failures END,
+        avg_latency_ms = CASE WHEN hn.lat_n = 0 THEN h.avg_latency_ms
+                              ELSE (coalesce(h.avg_latency_ms, 0) * h.total + hn.lat_sum)
+                                   / (h.total + hn.lat_n) END,
+        -- An exponentially weighted p95: cheap, and close enough for a dashboard.
+        p95_latency_ms = CASE WHEN hn.lat_n = 0 THEN h.p95_latency_ms
+                              ELSE coalesce(0.8 * h.p95_latency_ms + 0.2 * hn.lat_p95,
+                                            hn.lat_p95) END,
+        breaker_state = CASE
+            WHEN hn.tail_failures > 0 AND (h.breaker_state = 'half_open' OR
+                 (CASE WHEN hn.reset THEN 0 ELSE h.consecutive_failures END) + hn.tail_failures
+                     >= %(threshold)s) THEN 'open'
+            WHEN hn.reset THEN 'closed'
+            ELSE h.breaker_state END,
+        breaker_opened_at = CASE
+            WHEN hn.tail_failures > 0 AND (h.breaker_state = 'half_open' OR
+                 (h.breaker_state = 'closed' AND
+                  (CASE WHEN hn.reset THEN 0 ELSE h.consecutive_failures END) + hn.tail_failures
+                      >= %(threshold)s)) THEN now()
+            WHEN hn.reset THEN NULL
+            ELSE h.breaker_opened_at END,
+        probe_leased_until = NULL,
+        status = CASE
+            WHEN hn.tail_failures > 0 AND (h.breaker_state <> 'closed' OR
+                 (CASE WHEN hn.reset THEN 0 ELSE h.consecutive_failures END) + hn.tail_failures
+                     >= %(threshold)s) THEN 'unavailable'
+            WHEN (CASE WHEN hn.reset THEN 0 ELSE h.consecutive_failures END) + hn.tail_failures > 0
+                THEN 'degraded'
+            ELSE 'healthy' END,
+        last_success_at = CASE WHEN hn.ok > 0 THEN now() ELSE h.last_success_at END,
+        last_failure_at = CASE WHEN hn.failed > 0 THEN now() ELSE h.last_failure_at END,
+        last_error = coalesce(hn.error, h.last_error),
+        updated_at = now()
+    FROM hn
+    WHERE h.webhook_id = hn.webhook_id
+)
+SELECT delivery_id FROM upd
+
+-- name: release
+-- Graceful shutdown: rows this claimer holds but never attempted become due again at once.
+UPDATE alert_delivery.delivery_queue
+SET status = 'pending', next_attempt_at = now(), leased_until = NULL, leased_by = NULL,
+    updated_at = now()
+WHERE delivery_id = ANY(%(ids)s::bigint[]) AND status = 'in_flight' AND leased_by = %(worker_id)s
+
+-- name: endpoint_gone
+-- 410 Gone: disable the webhook and dead-letter everything still queued for it.
+WITH w AS (
+    UPDATE alert_delivery.webhooks
+    SET active = false, disabled_reason = %(reason)s, updated_at = now()
+    WHERE webhook_id = %(webhook_id)s
+    RETURNING webhook_id
+), dead AS (
+    UPDATE alert_delivery.delivery_queue q
+    SET status = 'dead', dead_at = now(), last_error = %(reason)s, leased_until = NULL,
+        leased_by = NULL, updated_at = now()
+    FROM w
+    WHERE q.webhook_id = w.webhook_id AND q.status = 'pending'
+    RETURNING q.delivery_id, q.alert_id, q.webhook_id, q.attempts
+)
+INSERT INTO alert_delivery.delivery_log
+    (delivery_id, alert_id, webhook_id, event, attempt, detail, run_id, worker_id)
+SELECT delivery_id, alert_id, webhook_id, 'dead_lettered', attempts, %(reason)s, %(run_id)s,
+       %(worker_id)s
+FROM dead
+
+-- name: insert_inbox
+INSERT INTO alert_delivery.inbox_messages (recipient, alert_id, delivery_id, severity, title, body)
+SELECT * FROM unnest(%(recipients)s::text[], %(alert_ids)s::bigint[], %(delivery_ids)s::bigint[],
+                     %(severities)s::text[], %(titles)s::text[], %(bodies)s::text[])
+ON CONFLICT (recipient, delivery_id) DO NOTHING
+
+-- name: worker_heartbeat
+INSERT INTO alert_delivery.workers (worker_id, hostname, pid, delivered, failed)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(delivered)s, %(failed)s)
+ON CONFLICT (worker_id) DO UPDATE
+SET heartbeat_at = now(), stopped_at = NULL, delivered = EXCLUDED.delivered,
+    failed = EXCLUDED.failed
+
+-- name: worker_stopped
+UPDATE alert_delivery.workers SET stopped_at = now(), heartbeat_at = now(),
+    delivered = %(delivered)s, failed = %(failed)s
+WHERE worker_id = %(worker_id)s
+
+-- name: live_workers
+SELECT count(*) FROM alert_delivery.workers
+WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %(stale_s)s)
+
+-- name: pending_summary
+-- What the sensor needs: due rows past the grace period, split at the cursor.
+SELECT count(*) FILTER (WHERE delivery_id > %(cursor)s) AS new_rows,
+       min(delivery_id) FILTER (WHERE delivery_id > %(cursor)s) AS new_first,
+       max(delivery_id) FILTER (WHERE delivery_id > %(cursor)s) AS new_last,
+       count(*) FILTER (WHERE delivery_id <= %(cursor)s) AS old_rows,
+       min(delivery_id) FILTER (WHERE delivery_id <= %(cursor)s) AS old_first,
+       max(delivery_id) FILTER (WHERE delivery_id <= %(cursor)s) AS old_last
+FROM alert_delivery.delivery_queue
+WHERE status IN ('pending', 'in_flight')
+  AND next_attempt_at <= now() - make_interval(secs => %(min_age_s)s)
