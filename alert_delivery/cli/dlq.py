@@ -1,7 +1,65 @@
-"""`alert-delivery dlq`: registered by its domain module (not built yet)."""
+"""`alert-delivery dlq`: list dead letters and replay them by id, webhook or time range."""
 
 import argparse
+from datetime import datetime
+
+from alert_delivery.db.connection import resolve_database_url
+from alert_delivery.delivery.dlq import Selection, list_dead, replay
+from alert_delivery.errors import InvalidInput
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a time zone, e.g. {text}+00:00")
+    return value
+
+
+def _selectors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--webhook", help="only this webhook (name)")
+    p.add_argument("--since", type=_when, help="dead at or after (ISO 8601 with zone)")
+    p.add_argument("--until", type=_when, help="dead before (ISO 8601 with zone)")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    p = sub.add_parser("dlq", help="dead-letter queue: list and replay")
+    s = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    ls = s.add_parser("list", help="dead deliveries, newest first")
+    _selectors(ls)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(handler=handle_list)
+    rp = s.add_parser("replay", help="queue dead deliveries again (same webhook-id)")
+    rp.add_argument("ids", nargs="*", type=int, help="delivery ids")
+    _selectors(rp)
+    rp.set_defaults(handler=handle_replay)
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(
+        ids=getattr(args, "ids", None) or None,
+        webhook=args.webhook,
+        since=args.since,
+        until=args.until,
+    )
+
+
+def handle_list(args: argparse.Namespace) -> int:
+    if args.limit <= 0:
+        raise InvalidInput("must be positive", where="--limit")
+    rows = list_dead(resolve_database_url(), _selection(args), limit=args.limit)
+    print(f"{'id':>8}  {'webhook':<24} {'event':<9} {'tries':>5} {'status':>6}  dead at / error")
+    for r in rows:
+        print(
+            f"{r.delivery_id:>8}  {r.webhook:<24} {r.event:<9} {r.attempts:>5} "
+            f"{r.last_status or '-':>6}  {r.dead_at:%Y-%m-%d %H:%M:%S%z}  {r.last_error or ''}"
+        )
+    return 0
+
+
+def handle_replay(args: argparse.Namespace) -> int:
+    count = replay(resolve_database_url(), _selection(args), actor="cli")
+    print(f"replayed {count} dead deliver{'y' if count == 1 else 'ies'}")
+    return 0

@@ -1,7 +1,131 @@
-"""`alert-delivery webhooks`: registered by its domain module (not built yet)."""
+"""`alert-delivery webhooks`: add, list, test, disable, enable, remove. URLs shown redacted."""
 
 import argparse
+import sys
+
+from alert_delivery.db.connection import resolve_database_url
+from alert_delivery.delivery.outcome import Verdict
+from alert_delivery.delivery.ping import ping_webhook
+from alert_delivery.delivery.registry import (
+    KINDS,
+    add_webhook,
+    list_webhooks,
+    parse_config,
+    remove_webhook,
+    set_active,
+)
+from alert_delivery.errors import InvalidInput
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    p = sub.add_parser("webhooks", help="register and manage delivery targets")
+    s = p.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
+    add = s.add_parser("add", help="register a target (prints its id)")
+    add.add_argument("name")
+    add.add_argument("--kind", required=True, choices=KINDS)
+    add.add_argument("--url", help="https URL (smtp://host:port for email)")
+    add.add_argument(
+        "--secret",
+        help="whsec_ signing secret (generated when omitted); for pagerduty the routing key",
+    )
+    add.add_argument("--to", action="append", default=[], help="email recipient (repeat)")
+    add.add_argument("--from", dest="sender", help="email sender address")
+    add.add_argument("--recipient", action="append", default=[], help="inbox user (repeat)")
+    add.add_argument("--config", help="extra JSON object merged into the target config")
+    add.add_argument("--rate-limit", type=float, default=10.0, help="requests/s (10)")
+    add.add_argument("--retry-schedule", help="comma-separated seconds, e.g. 5,30,120")
+    add.set_defaults(handler=handle_add)
+    ls = s.add_parser("list", help="list targets (URLs redacted)")
+    ls.set_defaults(handler=handle_list)
+    for action, helptext in (
+        ("test", "send a signed ping; exit 0 only on 2xx"),
+        ("disable", "stop delivering to a target"),
+        ("enable", "resume a disabled target"),
+        ("remove", "delete a target and its queued rows"),
+    ):
+        q = s.add_parser(action, help=helptext)
+        q.add_argument("name")
+        q.set_defaults(handler=_HANDLERS[action])
+
+
+def _schedule(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInput("comma-separated whole seconds", where="--retry-schedule") from None
+
+
+def handle_add(args: argparse.Namespace) -> int:
+    config = parse_config(args.config, where="--config")
+    if args.kind == "email":
+        config.setdefault("to", args.to)
+        if args.sender:
+            config["from"] = args.sender
+    if args.kind == "inbox":
+        config.setdefault("recipients", args.recipient)
+    added = add_webhook(
+        resolve_database_url(),
+        name=args.name,
+        kind=args.kind,
+        url=args.url,
+        secret=args.secret,
+        config=config,
+        rate_limit_per_s=args.rate_limit,
+        retry_schedule_s=_schedule(args.retry_schedule),
+    )
+    print(added.webhook_id)
+    if added.generated_secret:
+        print(
+            f"signing secret (shown once, store it now): {added.generated_secret}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def handle_list(args: argparse.Namespace) -> int:
+    rows = list_webhooks(resolve_database_url())
+    print(f"{'id':>5}  {'name':<24} {'kind':<10} {'active':<6} {'breaker':<9} {'health':<11} url")
+    for w in rows:
+        print(
+            f"{w.webhook_id:>5}  {w.name:<24} {w.kind:<10} {'yes' if w.active else 'no':<6} "
+            f"{w.breaker_state or '-':<9} {w.health or '-':<11} {w.url_redacted or '-'}"
+            + (f"  ({w.disabled_reason})" if w.disabled_reason else "")
+        )
+    return 0
+
+
+def handle_test(args: argparse.Namespace) -> int:
+    attempt = ping_webhook(resolve_database_url(), args.name)
+    if attempt.verdict is Verdict.DELIVERED:
+        print(f"{args.name}: ok ({attempt.status}, {attempt.latency_ms or 0:.1f} ms)")
+        return 0
+    print(f"{args.name}: failed: {attempt.error or attempt.status}", file=sys.stderr)
+    return 1
+
+
+def handle_disable(args: argparse.Namespace) -> int:
+    set_active(resolve_database_url(), args.name, False)
+    print(f"{args.name}: disabled")
+    return 0
+
+
+def handle_enable(args: argparse.Namespace) -> int:
+    set_active(resolve_database_url(), args.name, True)
+    print(f"{args.name}: enabled")
+    return 0
+
+
+def handle_remove(args: argparse.Namespace) -> int:
+    remove_webhook(resolve_database_url(), args.name)
+    print(f"{args.name}: removed")
+    return 0
+
+
+_HANDLERS = {
+    "test": handle_test,
+    "disable": handle_disable,
+    "enable": handle_enable,
+    "remove": handle_remove,
+}

@@ -1,7 +1,53 @@
-"""`alert-delivery worker`: registered by its domain module (not built yet)."""
+"""`alert-delivery worker`: run a delivery worker until SIGTERM."""
 
 import argparse
+import sys
+
+from alert_delivery.db.connection import resolve_database_url
+from alert_delivery.delivery.engine import EngineConfig
+from alert_delivery.delivery.sender import SenderConfig
+from alert_delivery.errors import InvalidInput
+from alert_delivery.worker import WorkerOptions, run_worker
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    p = sub.add_parser("worker", help="deliver queued alerts in milliseconds (LISTEN/NOTIFY)")
+    p.add_argument("--id", dest="worker_id", help="worker id (default host:pid:random)")
+    p.add_argument("--concurrency", type=int, default=50, help="attempts in flight (50)")
+    p.add_argument("--batch-size", type=int, default=100, help="rows per claim (100)")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (1)")
+    p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (5)")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds (10)")
+    p.add_argument("--lease", type=float, default=120.0, help="lease per claimed row, s (120)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    for name in (
+        "concurrency",
+        "batch_size",
+        "poll_interval",
+        "connect_timeout",
+        "read_timeout",
+        "lease",
+    ):
+        if getattr(args, name) <= 0:
+            raise InvalidInput("must be positive", where="--" + name.replace("_", "-"))
+    config = EngineConfig(
+        sender=SenderConfig(
+            concurrency=args.concurrency,
+            connect_timeout_s=args.connect_timeout,
+            read_timeout_s=args.read_timeout,
+        ),
+        lease_s=args.lease,
+    )
+    options = WorkerOptions(batch_size=args.batch_size, poll_interval_s=args.poll_interval)
+    totals = run_worker(
+        resolve_database_url(), worker_id=args.worker_id, options=options, config=config
+    )
+    print(
+        f"worker stopped: delivered {totals.delivered}, retrying {totals.retrying}, "
+        f"dead {totals.dead}, deferred {totals.deferred}, released {totals.released}",
+        file=sys.stderr,
+    )
+    return 0

@@ -174,23 +174,20 @@ class Engine:
             _account(health[row.webhook_id], attempt)
             if attempt.verdict is Verdict.GONE:
                 gone[row.webhook_id] = attempt.error or "HTTP 410 Gone"
-        async with self.conn.transaction():
-            await store.record(
-                self.conn,
-                outcomes,
-                health,
-                worker_id=self.worker_id,
-                run_id=self.run_id,
-                breaker_threshold=self.config.breaker_threshold,
+        # One autocommit statement: the worker shares this connection between concurrent
+        # batches, so an explicit transaction here could swallow another batch's claim.
+        await store.record(
+            self.conn,
+            outcomes,
+            health,
+            worker_id=self.worker_id,
+            run_id=self.run_id,
+            breaker_threshold=self.config.breaker_threshold,
+        )
+        for webhook_id, reason in gone.items():
+            await store.endpoint_gone(
+                self.conn, webhook_id, reason=reason, worker_id=self.worker_id, run_id=self.run_id
             )
-            for webhook_id, reason in gone.items():
-                await store.endpoint_gone(
-                    self.conn,
-                    webhook_id,
-                    reason=reason,
-                    worker_id=self.worker_id,
-                    run_id=self.run_id,
-                )
         for o in outcomes:
             if o.log_event == "delivered":
                 result.delivered += 1

@@ -221,3 +221,34 @@ SELECT count(*) FILTER (WHERE delivery_id > %(cursor)s) AS new_rows,
 FROM alert_delivery.delivery_queue
 WHERE status IN ('pending', 'in_flight')
   AND next_attempt_at <= now() - make_interval(secs => %(min_age_s)s)
+
+-- name: dlq_list
+SELECT q.delivery_id, w.name, q.event, q.attempts, q.last_status, q.last_error,
+       q.dead_at, q.alert_id
+FROM alert_delivery.delivery_queue q
+JOIN alert_delivery.webhooks w USING (webhook_id)
+WHERE q.status = 'dead'
+  AND (%(webhook_id)s::bigint IS NULL OR q.webhook_id = %(webhook_id)s)
+  AND (%(since)s::timestamptz IS NULL OR q.dead_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR q.dead_at < %(until)s)
+ORDER BY q.dead_at DESC, q.delivery_id DESC
+LIMIT %(limit)s
+
+-- name: dlq_replay
+-- Dead rows go back to pending with a fresh attempt budget; the webhook-id stays the same.
+WITH r AS (
+    UPDATE alert_delivery.delivery_queue q
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL,
+        leased_until = NULL, leased_by = NULL, updated_at = now()
+    WHERE q.status = 'dead'
+      AND (%(ids)s::bigint[] IS NULL OR q.delivery_id = ANY(%(ids)s))
+      AND (%(webhook_id)s::bigint IS NULL OR q.webhook_id = %(webhook_id)s)
+      AND (%(since)s::timestamptz IS NULL OR q.dead_at >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR q.dead_at < %(until)s)
+    RETURNING q.delivery_id, q.alert_id, q.webhook_id
+), log AS (
+    INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail,
+                                             run_id, worker_id)
+    SELECT delivery_id, alert_id, webhook_id, 'replayed', %(actor)s, %(run_id)s, NULL FROM r
+)
+SELECT count(*), max(delivery_id), min(delivery_id) FROM r
