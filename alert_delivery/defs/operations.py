@@ -148,7 +148,11 @@ def _failure_text(context: dg.RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         if data is not None and data.error is not None:
-            return f"step {event.step_key}: {data.error.message}"
+            error = data.error
+            # Dagster wraps the op's exception; the innermost cause is what a human needs.
+            while error.cause is not None:
+                error = error.cause
+            return f"step {event.step_key}: {error.message}"
     return context.failure_event.message or "run failed"
 
 

@@ -10,7 +10,7 @@ import psycopg
 
 from alert_delivery.db import query
 
-_BARS = " ▁▂▃▄▅▆▇█"
+_BARS = " ▏▎▍▌▋▊▉"  # left-aligned eighths, so partial cells continue the bar
 
 
 @dataclass(frozen=True)
