@@ -1,4 +1,6 @@
 -- Named queries of alert_delivery.detection (loaded with alert_delivery.db.query).
+-- Means and deviations sum as numeric: exact, so independent of scan order and parallel plans,
+-- which keeps a backfill bit-for-bit equal to the live run.
 
 -- name: operation_types
 -- Loose index scan over (operation_type, recorded_at): one probe per operation, not a full scan.
@@ -20,8 +22,8 @@ SELECT count(*)::int,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
-       avg(duration_ms),
-       coalesce(stddev_samp(duration_ms), 0)
+       avg(duration_ms::numeric)::float8,
+       coalesce(stddev_samp(duration_ms::numeric), 0)::float8
 FROM alert_delivery.performance_metrics
 WHERE operation_type = %(op)s AND recorded_at >= %(start)s AND recorded_at < %(end)s;
 
@@ -74,8 +76,8 @@ DELETE FROM alert_delivery.metric_rollups_hourly WHERE hour >= %(start)s AND hou
 -- name: insert_rollups
 INSERT INTO alert_delivery.metric_rollups_hourly (operation_type, hour, samples, mean_ms,
     stddev_ms, p50_ms, p95_ms, p99_ms, max_ms, success_count, conflict_count, failed_count)
-SELECT operation_type, date_trunc('hour', recorded_at, 'UTC'), count(*), avg(duration_ms),
-       stddev_samp(duration_ms),
+SELECT operation_type, date_trunc('hour', recorded_at, 'UTC'), count(*), avg(duration_ms::numeric)::float8,
+       stddev_samp(duration_ms::numeric)::float8,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
@@ -94,7 +96,7 @@ WHERE NOT EXISTS (SELECT 1 FROM alert_delivery.metric_rollups_hourly r WHERE r.h
 ORDER BY h;
 
 -- name: partition_stats
-SELECT operation_type, count(*)::int, avg(duration_ms),
+SELECT operation_type, count(*)::int, avg(duration_ms::numeric)::float8,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
        (array_agg(metric_id ORDER BY duration_ms DESC, metric_id))[1],
        max(duration_ms)
@@ -115,7 +117,7 @@ SELECT operation_type, %(end)s, %(days)s, %(start)s,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
-       avg(duration_ms), coalesce(stddev_samp(duration_ms), 0), count(*)
+       avg(duration_ms::numeric)::float8, coalesce(stddev_samp(duration_ms::numeric), 0)::float8, count(*)
 FROM alert_delivery.performance_metrics
 WHERE operation_type = ANY(%(ops)s) AND recorded_at >= %(start)s AND recorded_at < %(end)s
 GROUP BY operation_type
