@@ -13,6 +13,11 @@ import pytest
 from alert_delivery.db.embedded import ensure_embedded
 from alert_delivery.errors import EmbeddedServerError
 
+# About the embedded server and the UI, not the database under test: once per CI run is enough.
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("TEST_DATABASE_URL")), reason="runs in the embedded-PostgreSQL leg only"
+)
+
 HOLD = """
 import sys, time
 from pathlib import Path
