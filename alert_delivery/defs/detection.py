@@ -84,7 +84,7 @@ def baselines(
             conn,
             window_end=_window_end(config.window_end),
             settings=settings,
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
         )
         results = [
             _check(checks.percentile_ordering(conn), "baselines"),
@@ -181,9 +181,7 @@ def correlations(
 
 
 baselines_job = dg.define_asset_job("recalculate_baselines", selection=["baselines"])
-detection_job = dg.define_asset_job(
-    "detect_hourly", selection=["anomalies", "correlations"], partitions_def=HOURLY
-)
+detection_job = dg.define_asset_job("detect_hourly", selection=["anomalies", "correlations"])
 baselines_schedule = dg.ScheduleDefinition(
     name="baselines_daily",
     job=baselines_job,
