@@ -25,7 +25,15 @@ def add_webhook(conn: psycopg.Connection, name: str, kind: str = "webhook", **co
 
 
 def add_health(conn: psycopg.Connection, webhook_id: int, **cols: Any) -> None:
-    _insert(conn, "webhook_health", {"webhook_id": webhook_id, **cols}, "webhook_id")
+    """Upsert: the delivery migration may already have created the row by trigger."""
+    names = ["webhook_id", *cols]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols) or "webhook_id = EXCLUDED.webhook_id"
+    sql = (
+        f"INSERT INTO alert_delivery.webhook_health ({', '.join(names)})"
+        f" VALUES ({', '.join(['%s'] * len(names))})"
+        f" ON CONFLICT (webhook_id) DO UPDATE SET {updates}"
+    )
+    conn.execute(sql.encode(), [webhook_id, *cols.values()])
 
 
 def add_alert(conn: psycopg.Connection, **cols: Any) -> int:
