@@ -6,7 +6,7 @@
 SET LOCAL search_path TO alert_delivery, public;
 
 -- Schema additions ----------------------------------------------------------------------------
-ALTER TABLE alerts
+ALTER TABLE alert_delivery.alerts
     -- Recorded but not notified yet: released by release_held() when the silence ends or the
     -- inhibiting alert resolves, if this alert still fires.
     ADD COLUMN held_reason text CHECK (held_reason IN ('silenced', 'inhibited')),
@@ -15,11 +15,11 @@ ALTER TABLE alerts
     -- From the matched routing rules (smallest wins); the escalation job reads escalate_after_s.
     ADD COLUMN escalate_after_s integer,
     ADD COLUMN repeat_interval_s integer;
-CREATE INDEX alerts_held ON alerts (held_reason) WHERE held_reason IS NOT NULL;
-CREATE INDEX alerts_open_operation ON alerts (operation_type, severity)
+CREATE INDEX alerts_held ON alert_delivery.alerts (held_reason) WHERE held_reason IS NOT NULL;
+CREATE INDEX alerts_open_operation ON alert_delivery.alerts (operation_type, severity)
     WHERE status IN ('firing', 'acknowledged');
 
-ALTER TABLE routing_rules
+ALTER TABLE alert_delivery.routing_rules
     -- Webhooks are registered after the rules exist, so a rule may target every active webhook of
     -- a kind as well as specific webhooks (routing_rule_targets).
     ADD COLUMN target_kinds text[] NOT NULL DEFAULT '{}'
@@ -32,7 +32,7 @@ ALTER TABLE routing_rules
     ADD COLUMN notify_email boolean NOT NULL DEFAULT false,
     ADD COLUMN notify_inapp boolean NOT NULL DEFAULT false;
 
-CREATE FUNCTION routing_rules_normalise() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.routing_rules_normalise() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.notify_email AND NOT 'email' = ANY (NEW.target_kinds) THEN
         NEW.target_kinds := NEW.target_kinds || 'email'::text;
@@ -42,19 +42,19 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER routing_rules_normalise BEFORE INSERT OR UPDATE ON routing_rules
-    FOR EACH ROW EXECUTE FUNCTION routing_rules_normalise();
+CREATE TRIGGER routing_rules_normalise BEFORE INSERT OR UPDATE ON alert_delivery.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION alert_delivery.routing_rules_normalise();
 
 -- Resolve and acknowledge notifications look up the webhooks an alert was sent to.
-CREATE INDEX delivery_queue_alert_ids ON delivery_queue USING gin (alert_ids);
-CREATE INDEX delivery_queue_open_group ON delivery_queue (webhook_id, group_key)
+CREATE INDEX delivery_queue_alert_ids ON alert_delivery.delivery_queue USING gin (alert_ids);
+CREATE INDEX delivery_queue_open_group ON alert_delivery.delivery_queue (webhook_id, group_key)
     WHERE status = 'pending' AND attempts = 0 AND group_key IS NOT NULL;
 
-CREATE TABLE runbooks (
+CREATE TABLE alert_delivery.runbooks (
     alert_type text PRIMARY KEY,
     url        text NOT NULL CHECK (url ~ '^https://')
 );
-INSERT INTO runbooks (alert_type, url) VALUES
+INSERT INTO alert_delivery.runbooks (alert_type, url) VALUES
     ('STATISTICAL', 'https://runbooks.alert-delivery.dev/anomalies/statistical'),
     ('P99_DEGRADATION', 'https://runbooks.alert-delivery.dev/anomalies/p99-degradation'),
     ('COMBINED', 'https://runbooks.alert-delivery.dev/anomalies/combined'),
@@ -65,103 +65,103 @@ INSERT INTO runbooks (alert_type, url) VALUES
     ('SHARED_RESOURCE_CONTENTION', 'https://runbooks.alert-delivery.dev/bottlenecks/shared-resource');
 
 -- Defaults of the original design. The fallback receiver is the in-app inbox.
-INSERT INTO routing_rules (name, priority, severity, target_kinds, escalate_after_s, group_window_s)
+INSERT INTO alert_delivery.routing_rules (name, priority, severity, target_kinds, escalate_after_s, group_window_s)
 VALUES ('default-critical', 10, 'CRITICAL', '{mattermost,slack,email}', 0, 0),
        ('default-warning', 20, 'WARNING', '{mattermost,slack}', 600, 30),
        ('default-info', 30, 'INFO', '{slack}', 1800, 30);
-INSERT INTO routing_rules (name, priority, target_kinds, escalate_after_s, group_window_s,
+INSERT INTO alert_delivery.routing_rules (name, priority, target_kinds, escalate_after_s, group_window_s,
                            is_fallback)
 VALUES ('fallback', 1000, '{inbox}', 1800, 30, true);
-INSERT INTO inhibit_rules (source_severity, target_severities, equal_operation)
+INSERT INTO alert_delivery.inhibit_rules (source_severity, target_severities, equal_operation)
 VALUES ('CRITICAL', '{WARNING,INFO}', true);
 
 -- Text helpers (the escaping every channel relies on) -----------------------------------------
 -- Control characters (except tab and newline) and bidi overrides never reach a receiver.
-CREATE FUNCTION strip_controls(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.strip_controls(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(coalesce(p, ''), '[\x01-\x08\x0B-\x1F\x7F\u202A-\u202E\u2066-\u2069]',
                           '', 'g')
 $$;
 
-CREATE FUNCTION clean_text(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.clean_text(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN char_length(c) > p_max THEN left(c, p_max - 1) || '…' ELSE c END
-    FROM (SELECT strip_controls(p) AS c) s
+    FROM (SELECT alert_delivery.strip_controls(p) AS c) s
 $$;
 
 -- Slack: escape the three characters its docs name (so <!channel> and <url|x> become text), then
 -- truncate without leaving half an entity behind.
-CREATE FUNCTION slack_text(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.slack_text(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN char_length(e) > p_max
                 THEN regexp_replace(left(e, p_max - 1), '&[a-z]{0,3}$', '') || '…' ELSE e END
-    FROM (SELECT replace(replace(replace(strip_controls(p), '&', '&amp;'), '<', '&lt;'), '>',
+    FROM (SELECT replace(replace(replace(alert_delivery.strip_controls(p), '&', '&amp;'), '<', '&lt;'), '>',
                          '&gt;') AS e) s
 $$;
 
 -- Mattermost renders Markdown and expands @channel/@all/@here: backslash-escape the markup and
 -- break every @ with a zero-width space. Truncate first: escaping at most doubles the length.
-CREATE FUNCTION mattermost_text(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.mattermost_text(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(regexp_replace(clean_text(p, p_max / 2), '([\\`*_~\[\]()#<>|!{}])', '\\\1', 'g'),
+    SELECT replace(regexp_replace(alert_delivery.clean_text(p, p_max / 2), '([\\`*_~\[\]()#<>|!{}])', '\\\1', 'g'),
                    '@', '@' || chr(8203))
 $$;
 
 -- Plain-text Mattermost fields (attachment titles) are not Markdown but still expand mentions.
-CREATE FUNCTION mattermost_plain(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.mattermost_plain(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(clean_text(p, p_max / 2), '@', '@' || chr(8203))
+    SELECT replace(alert_delivery.clean_text(p, p_max / 2), '@', '@' || chr(8203))
 $$;
 
-CREATE FUNCTION html_text(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.html_text(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(replace(replace(replace(replace(clean_text(p, p_max), '&', '&amp;'), '<', '&lt;'),
+    SELECT replace(replace(replace(replace(replace(alert_delivery.clean_text(p, p_max), '&', '&amp;'), '<', '&lt;'),
                    '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
 $$;
 
 -- One line, so a hostile title cannot inject mail headers.
-CREATE FUNCTION subject_text(p text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.subject_text(p text, p_max integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT clean_text(regexp_replace(strip_controls(p), '[\t\n]+', ' ', 'g'), p_max)
+    SELECT alert_delivery.clean_text(regexp_replace(alert_delivery.strip_controls(p), '[\t\n]+', ' ', 'g'), p_max)
 $$;
 
-CREATE FUNCTION safe_url(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.safe_url(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN char_length(p) <= 2000
                  AND p ~ '^https://[A-Za-z0-9._~:/?#@!$&''()*+,;=%-]+$' THEN p END
 $$;
 
-CREATE FUNCTION utc_iso(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.utc_iso(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
-CREATE FUNCTION utc_iso_us(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.utc_iso_us(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
 -- Fingerprint and content hash (the two dedup layers) --------------------------------------------
-CREATE FUNCTION alert_fingerprint(p_source text, p_operation text, p_type text, p_severity text)
+CREATE FUNCTION alert_delivery.alert_fingerprint(p_source text, p_operation text, p_type text, p_severity text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT encode(sha256(convert_to(concat_ws(chr(31), p_source, p_operation, p_type, p_severity),
                                     'UTF8')), 'hex')
 $$;
 
-CREATE FUNCTION alert_content_hash(p_fingerprint text, p_title text, p_description text)
+CREATE FUNCTION alert_delivery.alert_content_hash(p_fingerprint text, p_title text, p_description text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT encode(sha256(convert_to(concat_ws(chr(31), p_fingerprint, p_title, p_description),
                                     'UTF8')), 'hex')
 $$;
 
 -- The normalised alert message every formatter reads (also what a generic webhook receives).
-CREATE FUNCTION alert_message(a alerts) RETURNS jsonb LANGUAGE sql STABLE AS $$
+CREATE FUNCTION alert_delivery.alert_message(a alert_delivery.alerts) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', a.alert_id, 'fingerprint', a.fingerprint, 'source', a.source,
         'operation_type', a.operation_type, 'alert_type', a.alert_type, 'severity', a.severity,
         'status', a.status, 'title', a.title, 'description', a.description,
-        'details', a.payload, 'runbook_url', safe_url(a.payload ->> 'runbook_url'),
-        'occurrences', a.occurrences, 'created_at', utc_iso(a.created_at),
+        'details', a.payload, 'runbook_url', alert_delivery.safe_url(a.payload ->> 'runbook_url'),
+        'occurrences', a.occurrences, 'created_at', alert_delivery.utc_iso(a.created_at),
         'acknowledged_by', a.acknowledged_by)
 $$;
 
-CREATE FUNCTION details_text(p jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.details_text(p jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(string_agg(k || '=' || (p ->> k), ', ' ORDER BY i), '')
     FROM unnest(ARRAY['anomaly_type', 'bottleneck_type', 'z_score', 'p99_ratio', 'metric_id',
                       'duration_ms', 'baseline_ms', 'pearson_r', 'detected_at']) WITH ORDINALITY
@@ -169,91 +169,91 @@ CREATE FUNCTION details_text(p jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALL
     WHERE jsonb_typeof(p -> k) IN ('string', 'number', 'boolean')
 $$;
 
-CREATE FUNCTION event_label(p_event text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.event_label(p_event text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE p_event WHEN 'trigger' THEN 'FIRING' WHEN 'resolve' THEN 'RESOLVED'
                         WHEN 'acknowledge' THEN 'ACKNOWLEDGED' WHEN 'escalate' THEN 'ESCALATED'
                         ELSE 'TEST' END
 $$;
 
 -- "FIRING [CRITICAL] merge: title" for one alert, "FIRING: 3 alerts (STATISTICAL)" for a group.
-CREATE FUNCTION headline(p_event text, p_msgs jsonb) RETURNS text
+CREATE FUNCTION alert_delivery.headline(p_event text, p_msgs jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN jsonb_array_length(p_msgs) = 1
-        THEN format('%s [%s] %s: %s', event_label(p_event), p_msgs -> 0 ->> 'severity',
+        THEN format('%s [%s] %s: %s', alert_delivery.event_label(p_event), p_msgs -> 0 ->> 'severity',
                     p_msgs -> 0 ->> 'operation_type', p_msgs -> 0 ->> 'title')
-        ELSE format('%s: %s alerts (%s)', event_label(p_event), jsonb_array_length(p_msgs),
+        ELSE format('%s: %s alerts (%s)', alert_delivery.event_label(p_event), jsonb_array_length(p_msgs),
                     p_msgs -> 0 ->> 'alert_type') END
 $$;
 
 -- Channel formatters ---------------------------------------------------------------------------
-CREATE FUNCTION format_slack(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_slack(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
-        'text', slack_text(headline(p_event, p_msgs), 300),
+        'text', alert_delivery.slack_text(alert_delivery.headline(p_event, p_msgs), 300),
         'attachments', jsonb_agg(jsonb_build_object(
             'color', CASE WHEN p_event = 'resolve' THEN '#2EB67D'
                           WHEN m ->> 'severity' = 'CRITICAL' THEN '#E01E5A'
                           WHEN m ->> 'severity' = 'WARNING' THEN '#ECB22E' ELSE '#36C5F0' END,
-            'fallback', slack_text(headline(p_event, jsonb_build_array(m)), 300),
+            'fallback', alert_delivery.slack_text(alert_delivery.headline(p_event, jsonb_build_array(m)), 300),
             'blocks', jsonb_build_array(
                 jsonb_build_object('type', 'header', 'text', jsonb_build_object(
                     'type', 'plain_text', 'emoji', false,
-                    'text', slack_text(format('%s [%s] %s', event_label(p_event), m ->> 'severity',
+                    'text', alert_delivery.slack_text(format('%s [%s] %s', alert_delivery.event_label(p_event), m ->> 'severity',
                                               m ->> 'title'), 150))),
                 jsonb_build_object('type', 'section', 'text', jsonb_build_object(
                     'type', 'plain_text', 'emoji', false,
-                    'text', slack_text(coalesce(nullif(btrim(m ->> 'description'), ''),
+                    'text', alert_delivery.slack_text(coalesce(nullif(btrim(m ->> 'description'), ''),
                                                 '(no description)'), 2900))),
                 jsonb_build_object('type', 'section', 'fields', jsonb_build_array(
                     jsonb_build_object('type', 'plain_text',
-                        'text', slack_text('Operation: ' || (m ->> 'operation_type'), 500)),
+                        'text', alert_delivery.slack_text('Operation: ' || (m ->> 'operation_type'), 500)),
                     jsonb_build_object('type', 'plain_text',
-                        'text', slack_text('Type: ' || (m ->> 'alert_type'), 500)),
+                        'text', alert_delivery.slack_text('Type: ' || (m ->> 'alert_type'), 500)),
                     jsonb_build_object('type', 'plain_text',
-                        'text', slack_text('Severity: ' || (m ->> 'severity'), 500)),
+                        'text', alert_delivery.slack_text('Severity: ' || (m ->> 'severity'), 500)),
                     jsonb_build_object('type', 'plain_text',
-                        'text', slack_text('Source: ' || (m ->> 'source'), 500)))),
+                        'text', alert_delivery.slack_text('Source: ' || (m ->> 'source'), 500)))),
                 jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
                     jsonb_build_object('type', 'plain_text', 'emoji', false,
-                        'text', slack_text(concat_ws(' · ', 'Alert #' || (m ->> 'id'),
-                                                     nullif(details_text(m -> 'details'), ''),
+                        'text', alert_delivery.slack_text(concat_ws(' · ', 'Alert #' || (m ->> 'id'),
+                                                     nullif(alert_delivery.details_text(m -> 'details'), ''),
                                                      'Runbook: ' || (m ->> 'runbook_url')),
                                            1000)))))
         ) ORDER BY i))
     FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
 $$;
 
-CREATE FUNCTION format_mattermost(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_mattermost(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
-        'text', mattermost_text(headline(p_event, p_msgs), 600),
+        'text', alert_delivery.mattermost_text(alert_delivery.headline(p_event, p_msgs), 600),
         'attachments', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-            'fallback', mattermost_plain(headline(p_event, jsonb_build_array(m)), 600),
+            'fallback', alert_delivery.mattermost_plain(alert_delivery.headline(p_event, jsonb_build_array(m)), 600),
             'color', CASE WHEN p_event = 'resolve' THEN '#008000'
                           WHEN m ->> 'severity' = 'CRITICAL' THEN '#FF0000'
                           WHEN m ->> 'severity' = 'WARNING' THEN '#FFA500' ELSE '#439FE0' END,
-            'title', mattermost_plain(format('%s [%s] %s', event_label(p_event),
+            'title', alert_delivery.mattermost_plain(format('%s [%s] %s', alert_delivery.event_label(p_event),
                                              m ->> 'severity', m ->> 'title'), 500),
             'title_link', m ->> 'runbook_url',
-            'text', mattermost_text(coalesce(nullif(btrim(m ->> 'description'), ''),
+            'text', alert_delivery.mattermost_text(coalesce(nullif(btrim(m ->> 'description'), ''),
                                              '(no description)'), 6000),
             'fields', jsonb_build_array(
                 jsonb_build_object('short', true, 'title', 'Operation',
-                                   'value', mattermost_text(m ->> 'operation_type', 400)),
+                                   'value', alert_delivery.mattermost_text(m ->> 'operation_type', 400)),
                 jsonb_build_object('short', true, 'title', 'Type',
-                                   'value', mattermost_text(m ->> 'alert_type', 400)),
+                                   'value', alert_delivery.mattermost_text(m ->> 'alert_type', 400)),
                 jsonb_build_object('short', true, 'title', 'Severity',
                                    'value', m ->> 'severity'),
                 jsonb_build_object('short', false, 'title', 'Details',
-                                   'value', mattermost_text(details_text(m -> 'details'), 1000))),
-            'footer', mattermost_plain('alert-delivery · alert #' || (m ->> 'id'), 200)
+                                   'value', alert_delivery.mattermost_text(alert_delivery.details_text(m -> 'details'), 1000))),
+            'footer', alert_delivery.mattermost_plain('alert-delivery · alert #' || (m ->> 'id'), 200)
         )) ORDER BY i))
     FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
 $$;
 
 -- PagerDuty Events API v2 without routing_key: the delivery engine adds the decrypted key.
 -- One event per alert (PagerDuty deduplicates by dedup_key, so it is never grouped).
-CREATE FUNCTION format_pagerduty(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_pagerduty(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN p_event IN ('resolve', 'acknowledge')
         THEN jsonb_build_object('event_action', p_event,
@@ -263,8 +263,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             'dedup_key', 'alert-delivery/' || (m ->> 'fingerprint'),
             'client', 'alert-delivery',
             'payload', jsonb_build_object(
-                'summary', clean_text(headline(p_event, jsonb_build_array(m)), 1024),
-                'source', clean_text(m ->> 'source', 255),
+                'summary', alert_delivery.clean_text(alert_delivery.headline(p_event, jsonb_build_array(m)), 1024),
+                'source', alert_delivery.clean_text(m ->> 'source', 255),
                 -- An escalation raises the level one step; error is PagerDuty's step below critical.
                 'severity', CASE WHEN m ->> 'severity' = 'CRITICAL' THEN 'critical'
                                  WHEN m ->> 'severity' = 'WARNING'
@@ -272,11 +272,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                                ELSE 'warning' END
                                  WHEN p_event = 'escalate' THEN 'warning' ELSE 'info' END,
                 'timestamp', m ->> 'created_at',
-                'component', clean_text(m ->> 'operation_type', 255),
-                'group', clean_text(m ->> 'source', 255),
-                'class', clean_text(m ->> 'alert_type', 255),
+                'component', alert_delivery.clean_text(m ->> 'operation_type', 255),
+                'group', alert_delivery.clean_text(m ->> 'source', 255),
+                'class', alert_delivery.clean_text(m ->> 'alert_type', 255),
                 'custom_details', jsonb_build_object(
-                    'alert_id', m -> 'id', 'description', clean_text(m ->> 'description', 4000),
+                    'alert_id', m -> 'id', 'description', alert_delivery.clean_text(m ->> 'description', 4000),
                     'occurrences', m -> 'occurrences', 'details', m -> 'details')),
             'links', CASE WHEN m ->> 'runbook_url' IS NULL THEN '[]'::jsonb
                           ELSE jsonb_build_array(jsonb_build_object(
@@ -285,67 +285,67 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM (SELECT p_msgs -> 0 AS m) s
 $$;
 
-CREATE FUNCTION email_block_text(p_event text, m jsonb) RETURNS text
+CREATE FUNCTION alert_delivery.email_block_text(p_event text, m jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT concat_ws(E'\n',
-        clean_text(format('%s [%s] %s', event_label(p_event), m ->> 'severity', m ->> 'title'), 500),
-        'Operation: ' || clean_text(m ->> 'operation_type', 200),
-        'Alert type: ' || clean_text(m ->> 'alert_type', 200),
-        'Source: ' || clean_text(m ->> 'source', 200),
+        alert_delivery.clean_text(format('%s [%s] %s', alert_delivery.event_label(p_event), m ->> 'severity', m ->> 'title'), 500),
+        'Operation: ' || alert_delivery.clean_text(m ->> 'operation_type', 200),
+        'Alert type: ' || alert_delivery.clean_text(m ->> 'alert_type', 200),
+        'Source: ' || alert_delivery.clean_text(m ->> 'source', 200),
         'Started: ' || (m ->> 'created_at'),
-        'Details: ' || nullif(clean_text(details_text(m -> 'details'), 1000), ''),
+        'Details: ' || nullif(alert_delivery.clean_text(alert_delivery.details_text(m -> 'details'), 1000), ''),
         'Runbook: ' || (m ->> 'runbook_url'),
         '',
-        clean_text(m ->> 'description', 20000))
+        alert_delivery.clean_text(m ->> 'description', 20000))
 $$;
 
-CREATE FUNCTION email_block_html(p_event text, m jsonb) RETURNS text
+CREATE FUNCTION alert_delivery.email_block_html(p_event text, m jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT concat(
         '<h2 style="color:', CASE WHEN p_event = 'resolve' THEN '#2EB67D'
                                   WHEN m ->> 'severity' = 'CRITICAL' THEN '#E01E5A'
                                   WHEN m ->> 'severity' = 'WARNING' THEN '#ECB22E'
                                   ELSE '#36C5F0' END, '">',
-        html_text(format('%s [%s] %s', event_label(p_event), m ->> 'severity', m ->> 'title'), 500),
+        alert_delivery.html_text(format('%s [%s] %s', alert_delivery.event_label(p_event), m ->> 'severity', m ->> 'title'), 500),
         '</h2><table>',
-        '<tr><th>Operation</th><td>', html_text(m ->> 'operation_type', 200), '</td></tr>',
-        '<tr><th>Alert type</th><td>', html_text(m ->> 'alert_type', 200), '</td></tr>',
-        '<tr><th>Source</th><td>', html_text(m ->> 'source', 200), '</td></tr>',
-        '<tr><th>Started</th><td>', html_text(m ->> 'created_at', 40), '</td></tr>',
-        '<tr><th>Details</th><td>', html_text(details_text(m -> 'details'), 1000), '</td></tr>',
+        '<tr><th>Operation</th><td>', alert_delivery.html_text(m ->> 'operation_type', 200), '</td></tr>',
+        '<tr><th>Alert type</th><td>', alert_delivery.html_text(m ->> 'alert_type', 200), '</td></tr>',
+        '<tr><th>Source</th><td>', alert_delivery.html_text(m ->> 'source', 200), '</td></tr>',
+        '<tr><th>Started</th><td>', alert_delivery.html_text(m ->> 'created_at', 40), '</td></tr>',
+        '<tr><th>Details</th><td>', alert_delivery.html_text(alert_delivery.details_text(m -> 'details'), 1000), '</td></tr>',
         '</table>',
         CASE WHEN m ->> 'runbook_url' IS NOT NULL
-             THEN '<p><a href="' || html_text(m ->> 'runbook_url', 2000) || '">Runbook</a></p>' END,
-        '<pre>', html_text(m ->> 'description', 20000), '</pre>')
+             THEN '<p><a href="' || alert_delivery.html_text(m ->> 'runbook_url', 2000) || '">Runbook</a></p>' END,
+        '<pre>', alert_delivery.html_text(m ->> 'description', 20000), '</pre>')
 $$;
 
-CREATE FUNCTION format_email(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_email(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
-        'subject', subject_text(CASE WHEN jsonb_array_length(p_msgs) = 1
-            THEN format('[%s] [%s] %s: %s', event_label(p_event), p_msgs -> 0 ->> 'severity',
+        'subject', alert_delivery.subject_text(CASE WHEN jsonb_array_length(p_msgs) = 1
+            THEN format('[%s] [%s] %s: %s', alert_delivery.event_label(p_event), p_msgs -> 0 ->> 'severity',
                         p_msgs -> 0 ->> 'operation_type', p_msgs -> 0 ->> 'title')
-            ELSE format('[%s] [%s] %s alerts: %s', event_label(p_event),
+            ELSE format('[%s] [%s] %s alerts: %s', alert_delivery.event_label(p_event),
                         p_msgs -> 0 ->> 'severity', jsonb_array_length(p_msgs),
                         (SELECT string_agg(DISTINCT e ->> 'operation_type', ', ')
                          FROM jsonb_array_elements(p_msgs) e)) END, 200),
-        'text', string_agg(email_block_text(p_event, m), E'\n\n---\n\n' ORDER BY i),
-        'html', '<html><body>' || string_agg(email_block_html(p_event, m), '<hr>' ORDER BY i)
+        'text', string_agg(alert_delivery.email_block_text(p_event, m), E'\n\n---\n\n' ORDER BY i),
+        'html', '<html><body>' || string_agg(alert_delivery.email_block_html(p_event, m), '<hr>' ORDER BY i)
                 || '</body></html>')
     FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
 $$;
 
-CREATE FUNCTION format_inbox(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_inbox(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
-        'title', clean_text(headline(p_event, p_msgs), 200),
+        'title', alert_delivery.clean_text(alert_delivery.headline(p_event, p_msgs), 200),
         'severity', p_msgs -> 0 ->> 'severity',
-        'body', clean_text(string_agg(email_block_text(p_event, m), E'\n\n' ORDER BY i), 4000))
+        'body', alert_delivery.clean_text(string_agg(alert_delivery.email_block_text(p_event, m), E'\n\n' ORDER BY i), 4000))
     FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
 $$;
 
 -- The generic webhook: a versioned envelope whose id is stable for this notification.
-CREATE FUNCTION format_webhook(p_event text, p_msgs jsonb, p_at timestamptz) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_webhook(p_event text, p_msgs jsonb, p_at timestamptz) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
         'version', '1',
@@ -355,56 +355,56 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                          WHEN 'escalate' THEN 'escalated' ELSE 'test' END,
         'id', 'evt_' || md5(p_event || ':' || (SELECT string_agg(e ->> 'id', ',')
                                                 FROM jsonb_array_elements(p_msgs) e)
-                            || ':' || utc_iso_us(p_at)),
-        'timestamp', utc_iso_us(p_at),
+                            || ':' || alert_delivery.utc_iso_us(p_at)),
+        'timestamp', alert_delivery.utc_iso_us(p_at),
         'data', jsonb_build_object(
             'count', jsonb_array_length(p_msgs),
             'alerts', (SELECT jsonb_agg(m || jsonb_build_object(
-                                   'title', clean_text(m ->> 'title', 1000),
-                                   'description', clean_text(m ->> 'description', 10000))
+                                   'title', alert_delivery.clean_text(m ->> 'title', 1000),
+                                   'description', alert_delivery.clean_text(m ->> 'description', 10000))
                                ORDER BY i)
                        FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i))))
 $$;
 
-CREATE FUNCTION format_messages(p_kind text, p_event text, p_msgs jsonb,
+CREATE FUNCTION alert_delivery.format_messages(p_kind text, p_event text, p_msgs jsonb,
                                 p_at timestamptz DEFAULT now()) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT CASE p_kind
-        WHEN 'slack' THEN format_slack(p_event, p_msgs)
-        WHEN 'mattermost' THEN format_mattermost(p_event, p_msgs)
-        WHEN 'pagerduty' THEN format_pagerduty(p_event, p_msgs)
-        WHEN 'email' THEN format_email(p_event, p_msgs)
-        WHEN 'inbox' THEN format_inbox(p_event, p_msgs)
-        ELSE format_webhook(p_event, p_msgs, p_at) END
+        WHEN 'slack' THEN alert_delivery.format_slack(p_event, p_msgs)
+        WHEN 'mattermost' THEN alert_delivery.format_mattermost(p_event, p_msgs)
+        WHEN 'pagerduty' THEN alert_delivery.format_pagerduty(p_event, p_msgs)
+        WHEN 'email' THEN alert_delivery.format_email(p_event, p_msgs)
+        WHEN 'inbox' THEN alert_delivery.format_inbox(p_event, p_msgs)
+        ELSE alert_delivery.format_webhook(p_event, p_msgs, p_at) END
 $$;
 
 -- The body for a webhook kind, event and alerts (in this order): also for the escalation job.
-CREATE FUNCTION format_payload(p_kind text, p_event text, p_alert_ids bigint[],
+CREATE FUNCTION alert_delivery.format_payload(p_kind text, p_event text, p_alert_ids bigint[],
                                p_at timestamptz DEFAULT now()) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT format_messages(p_kind, p_event,
-        (SELECT jsonb_agg(alert_message(a) ORDER BY array_position(p_alert_ids, a.alert_id))
-         FROM alerts a WHERE a.alert_id = ANY (p_alert_ids)), p_at)
+    SELECT alert_delivery.format_messages(p_kind, p_event,
+        (SELECT jsonb_agg(alert_delivery.alert_message(a) ORDER BY array_position(p_alert_ids, a.alert_id))
+         FROM alert_delivery.alerts a WHERE a.alert_id = ANY (p_alert_ids)), p_at)
 $$;
 
 -- Pipeline pieces ------------------------------------------------------------------------------
-CREATE FUNCTION log_suppressed(p_alert_id bigint, p_reason text, p_detail text) RETURNS void
+CREATE FUNCTION alert_delivery.log_suppressed(p_alert_id bigint, p_reason text, p_detail text) RETURNS void
 LANGUAGE sql AS $$
-    INSERT INTO delivery_log (alert_id, event, detail)
+    INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
     VALUES (p_alert_id, 'suppressed_' || p_reason, p_detail)
 $$;
 
-CREATE FUNCTION matching_silence(a alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT s.silence_id FROM silences s
+CREATE FUNCTION alert_delivery.matching_silence(a alert_delivery.alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT s.silence_id FROM alert_delivery.silences s
     WHERE s.expired_at IS NULL AND s.starts_at <= now() AND s.ends_at > now()
       AND s.operation_type IN ('ALL', a.operation_type) AND s.alert_type IN ('ALL', a.alert_type)
     ORDER BY s.ends_at DESC, s.silence_id LIMIT 1
 $$;
 
 -- An open alert of a source severity (silenced or not, as in Alertmanager) inhibits targets.
-CREATE FUNCTION inhibiting_alert(a alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT s.alert_id FROM inhibit_rules r
-    JOIN alerts s ON s.status IN ('firing', 'acknowledged') AND s.severity = r.source_severity
+CREATE FUNCTION alert_delivery.inhibiting_alert(a alert_delivery.alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT s.alert_id FROM alert_delivery.inhibit_rules r
+    JOIN alert_delivery.alerts s ON s.status IN ('firing', 'acknowledged') AND s.severity = r.source_severity
                  AND (NOT r.equal_operation OR s.operation_type = a.operation_type)
     WHERE r.active AND a.severity = ANY (r.target_severities) AND s.alert_id <> a.alert_id
     ORDER BY s.alert_id LIMIT 1
@@ -412,23 +412,23 @@ $$;
 
 -- Every active webhook a matching rule names, directly or by kind; per webhook the rule with the
 -- lowest priority number decides the group window and escalation delay.
-CREATE FUNCTION route_targets(a alerts, p_fallback boolean)
+CREATE FUNCTION alert_delivery.route_targets(a alert_delivery.alerts, p_fallback boolean)
 RETURNS TABLE (webhook_id bigint, kind text, rule_id bigint, group_window_s integer,
                group_by text[], max_batch integer, escalate_after_s integer,
                repeat_interval_s integer)
 LANGUAGE sql STABLE AS $$
     SELECT DISTINCT ON (w.webhook_id) w.webhook_id, w.kind, r.rule_id, r.group_window_s,
            r.group_by, r.max_batch, r.escalate_after_s, r.repeat_interval_s
-    FROM routing_rules r
-    JOIN webhooks w ON w.active AND (w.kind = ANY (r.target_kinds) OR EXISTS (
-        SELECT 1 FROM routing_rule_targets t
+    FROM alert_delivery.routing_rules r
+    JOIN alert_delivery.webhooks w ON w.active AND (w.kind = ANY (r.target_kinds) OR EXISTS (
+        SELECT 1 FROM alert_delivery.routing_rule_targets t
         WHERE t.rule_id = r.rule_id AND t.webhook_id = w.webhook_id))
     WHERE r.active AND r.is_fallback = p_fallback AND r.severity IN ('ALL', a.severity)
       AND r.alert_type IN ('ALL', a.alert_type) AND r.operation_type IN ('ALL', a.operation_type)
     ORDER BY w.webhook_id, r.priority, r.rule_id
 $$;
 
-CREATE FUNCTION group_key(a alerts, p_group_by text[]) RETURNS text LANGUAGE sql STABLE AS $$
+CREATE FUNCTION alert_delivery.batch_key(a alert_delivery.alerts, p_group_by text[]) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT coalesce(string_agg(CASE g WHEN 'source' THEN a.source
                                       WHEN 'operation_type' THEN a.operation_type
                                       WHEN 'alert_type' THEN a.alert_type ELSE a.severity END,
@@ -438,7 +438,7 @@ $$;
 
 -- One trigger notification for one webhook: joins an open batch of the same group key while its
 -- window lasts (at most max_batch alerts), otherwise opens a new row due when the window ends.
-CREATE FUNCTION enqueue_one(a alerts, p_webhook_id bigint, p_kind text, p_window integer,
+CREATE FUNCTION alert_delivery.enqueue_one(a alert_delivery.alerts, p_webhook_id bigint, p_kind text, p_window integer,
                             p_group_by text[], p_max_batch integer) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -447,8 +447,8 @@ DECLARE
     v_ids bigint[];
 BEGIN
     IF p_window > 0 AND p_kind <> 'pagerduty' THEN
-        v_key := 'trigger:' || group_key(a, p_group_by);
-        SELECT q.delivery_id, q.alert_ids INTO v_id, v_ids FROM delivery_queue q
+        v_key := 'trigger:' || alert_delivery.batch_key(a, p_group_by);
+        SELECT q.delivery_id, q.alert_ids INTO v_id, v_ids FROM alert_delivery.delivery_queue q
         WHERE q.webhook_id = p_webhook_id AND q.group_key = v_key AND q.status = 'pending'
           AND q.attempts = 0 AND q.event = 'trigger' AND q.next_attempt_at > now()
           AND cardinality(q.alert_ids) < p_max_batch
@@ -457,26 +457,26 @@ BEGIN
         IF FOUND THEN
             IF NOT a.alert_id = ANY (v_ids) THEN
                 v_ids := v_ids || a.alert_id;
-                UPDATE delivery_queue
-                SET alert_ids = v_ids, payload = format_payload(p_kind, 'trigger', v_ids),
+                UPDATE alert_delivery.delivery_queue
+                SET alert_ids = v_ids, payload = alert_delivery.format_payload(p_kind, 'trigger', v_ids),
                     updated_at = now()
                 WHERE delivery_id = v_id;
             END IF;
-            INSERT INTO delivery_log (delivery_id, alert_id, webhook_id, event, detail)
+            INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail)
             VALUES (v_id, a.alert_id, p_webhook_id, 'queued',
                     format('grouped, %s alert(s) in batch', cardinality(v_ids)));
             RETURN v_id;
         END IF;
     END IF;
-    INSERT INTO delivery_queue (alert_id, alert_ids, webhook_id, event, seq, group_key, payload,
+    INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, seq, group_key, payload,
                                 next_attempt_at)
     VALUES (a.alert_id, ARRAY[a.alert_id], p_webhook_id, 'trigger', a.notify_count, v_key,
-            format_messages(p_kind, 'trigger', jsonb_build_array(alert_message(a))),
+            alert_delivery.format_messages(p_kind, 'trigger', jsonb_build_array(alert_delivery.alert_message(a))),
             CASE WHEN v_key IS NULL THEN now() ELSE now() + make_interval(secs => p_window) END)
     ON CONFLICT (alert_id, webhook_id, event, seq) DO NOTHING
     RETURNING delivery_id INTO v_id;
     IF v_id IS NOT NULL THEN
-        INSERT INTO delivery_log (delivery_id, alert_id, webhook_id, event, detail)
+        INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail)
         VALUES (v_id, a.alert_id, p_webhook_id, 'queued', 'trigger');
     END IF;
     RETURN v_id;
@@ -484,9 +484,9 @@ END $$;
 
 -- Route and enqueue a trigger; the fallback rules apply only when nothing else resolves to an
 -- active webhook, and when even they do not, a log row says so.
-CREATE FUNCTION enqueue_trigger(p_alert_id bigint) RETURNS integer LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.enqueue_trigger(p_alert_id bigint) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts;
+    a alert_delivery.alerts;
     t record;
     v_fallback boolean;
     v_id bigint;
@@ -495,11 +495,11 @@ DECLARE
     v_esc integer;
     v_rep integer;
 BEGIN
-    SELECT * INTO a FROM alerts WHERE alerts.alert_id = p_alert_id;
+    SELECT * INTO a FROM alert_delivery.alerts WHERE alert_delivery.alerts.alert_id = p_alert_id;
     FOREACH v_fallback IN ARRAY ARRAY[false, true] LOOP
         EXIT WHEN v_n > 0;
-        FOR t IN SELECT * FROM route_targets(a, v_fallback) LOOP
-            v_id := enqueue_one(a, t.webhook_id, t.kind, t.group_window_s, t.group_by,
+        FOR t IN SELECT * FROM alert_delivery.route_targets(a, v_fallback) LOOP
+            v_id := alert_delivery.enqueue_one(a, t.webhook_id, t.kind, t.group_window_s, t.group_by,
                                 t.max_batch);
             IF v_id IS NOT NULL THEN
                 v_n := v_n + 1;
@@ -510,20 +510,20 @@ BEGIN
         END LOOP;
     END LOOP;
     IF v_n = 0 THEN
-        PERFORM log_suppressed(a.alert_id, 'no_route',
+        PERFORM alert_delivery.log_suppressed(a.alert_id, 'no_route',
             'no active routing rule (fallback included) resolves to an active webhook');
         RETURN 0;
     END IF;
-    UPDATE alerts SET last_notified_at = now(), notify_count = notify_count + 1,
+    UPDATE alert_delivery.alerts SET last_notified_at = now(), notify_count = notify_count + 1,
                       escalate_after_s = v_esc, repeat_interval_s = v_rep, updated_at = now()
-    WHERE alerts.alert_id = a.alert_id;
+    WHERE alert_delivery.alerts.alert_id = a.alert_id;
     PERFORM pg_notify('alert_delivery_queue', v_max::text);
     RETURN v_n;
 END $$;
 
 -- Resolve and acknowledge go to the webhooks that received the trigger, for the kinds that
 -- take them.
-CREATE FUNCTION enqueue_followup(p_alert_id bigint, p_event text) RETURNS integer
+CREATE FUNCTION alert_delivery.enqueue_followup(p_alert_id bigint, p_event text) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     t record;
@@ -532,19 +532,19 @@ DECLARE
     v_n integer := 0;
 BEGIN
     FOR t IN
-        SELECT DISTINCT w.webhook_id, w.kind FROM delivery_queue q
-        JOIN webhooks w ON w.webhook_id = q.webhook_id
+        SELECT DISTINCT w.webhook_id, w.kind FROM alert_delivery.delivery_queue q
+        JOIN alert_delivery.webhooks w ON w.webhook_id = q.webhook_id
         WHERE q.alert_ids @> ARRAY[p_alert_id] AND q.event = 'trigger' AND w.active
           AND w.kind IN ('slack', 'mattermost', 'pagerduty', 'webhook')
         ORDER BY w.webhook_id
     LOOP
-        INSERT INTO delivery_queue (alert_id, alert_ids, webhook_id, event, payload)
+        INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, payload)
         VALUES (p_alert_id, ARRAY[p_alert_id], t.webhook_id, p_event,
-                format_payload(t.kind, p_event, ARRAY[p_alert_id]))
+                alert_delivery.format_payload(t.kind, p_event, ARRAY[p_alert_id]))
         ON CONFLICT (alert_id, webhook_id, event, seq) DO NOTHING
         RETURNING delivery_id INTO v_id;
         IF v_id IS NOT NULL THEN
-            INSERT INTO delivery_log (delivery_id, alert_id, webhook_id, event, detail)
+            INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail)
             VALUES (v_id, p_alert_id, t.webhook_id, 'queued', p_event);
             v_n := v_n + 1;
             v_max := greatest(v_max, v_id);
@@ -557,86 +557,86 @@ BEGIN
 END $$;
 
 -- Everything after the insert of a new alert: content dedup, silence, inhibition, routing.
-CREATE FUNCTION process_new_alert(p_alert_id bigint) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.process_new_alert(p_alert_id bigint) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts;
+    a alert_delivery.alerts;
     v_other bigint;
 BEGIN
-    SELECT * INTO a FROM alerts WHERE alerts.alert_id = p_alert_id;
-    SELECT o.alert_id INTO v_other FROM alerts o
+    SELECT * INTO a FROM alert_delivery.alerts WHERE alert_delivery.alerts.alert_id = p_alert_id;
+    SELECT o.alert_id INTO v_other FROM alert_delivery.alerts o
     WHERE o.content_hash = a.content_hash AND o.created_at > now() - interval '24 hours'
       AND o.alert_id <> a.alert_id AND o.last_notified_at > now() - interval '24 hours'
     ORDER BY o.alert_id DESC LIMIT 1;
     IF v_other IS NOT NULL THEN
-        PERFORM log_suppressed(a.alert_id, 'duplicate_content',
+        PERFORM alert_delivery.log_suppressed(a.alert_id, 'duplicate_content',
             format('same content as alert %s, notified within 24 h', v_other));
         RETURN 'suppressed_duplicate_content';
     END IF;
-    v_other := matching_silence(a);
+    v_other := alert_delivery.matching_silence(a);
     IF v_other IS NOT NULL THEN
-        UPDATE alerts SET held_reason = 'silenced', held_by = v_other
-        WHERE alerts.alert_id = a.alert_id;
-        PERFORM log_suppressed(a.alert_id, 'silenced',
+        UPDATE alert_delivery.alerts SET held_reason = 'silenced', held_by = v_other
+        WHERE alert_delivery.alerts.alert_id = a.alert_id;
+        PERFORM alert_delivery.log_suppressed(a.alert_id, 'silenced',
             format('silence %s; notifies when it ends if still firing', v_other));
         RETURN 'silenced';
     END IF;
-    v_other := inhibiting_alert(a);
+    v_other := alert_delivery.inhibiting_alert(a);
     IF v_other IS NOT NULL THEN
-        UPDATE alerts SET held_reason = 'inhibited', held_by = v_other
-        WHERE alerts.alert_id = a.alert_id;
-        PERFORM log_suppressed(a.alert_id, 'inhibited',
+        UPDATE alert_delivery.alerts SET held_reason = 'inhibited', held_by = v_other
+        WHERE alert_delivery.alerts.alert_id = a.alert_id;
+        PERFORM alert_delivery.log_suppressed(a.alert_id, 'inhibited',
             format('inhibited by open alert %s; notifies when it resolves if still firing',
                    v_other));
         RETURN 'inhibited';
     END IF;
-    RETURN CASE WHEN enqueue_trigger(a.alert_id) > 0 THEN 'notified' ELSE 'unrouted' END;
+    RETURN CASE WHEN alert_delivery.enqueue_trigger(a.alert_id) > 0 THEN 'notified' ELSE 'unrouted' END;
 END $$;
 
 -- A plain INSERT INTO alerts goes through the same pipeline: the fingerprint and hash are filled
 -- in before the insert, the pipeline runs after it (raise_alert runs it itself).
-CREATE FUNCTION alerts_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.alerts_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF coalesce(NEW.fingerprint, '') = '' THEN
-        NEW.fingerprint := alert_fingerprint(NEW.source, NEW.operation_type, NEW.alert_type,
+        NEW.fingerprint := alert_delivery.alert_fingerprint(NEW.source, NEW.operation_type, NEW.alert_type,
                                              NEW.severity);
     END IF;
     IF coalesce(NEW.content_hash, '') = '' THEN
-        NEW.content_hash := alert_content_hash(NEW.fingerprint, NEW.title, NEW.description);
+        NEW.content_hash := alert_delivery.alert_content_hash(NEW.fingerprint, NEW.title, NEW.description);
     END IF;
     IF NOT NEW.payload ? 'runbook_url' THEN
         NEW.payload := NEW.payload || coalesce((SELECT jsonb_build_object('runbook_url', r.url)
-                                                FROM runbooks r
+                                                FROM alert_delivery.runbooks r
                                                 WHERE r.alert_type = NEW.alert_type), '{}');
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER alerts_before_insert BEFORE INSERT ON alerts
-    FOR EACH ROW EXECUTE FUNCTION alerts_before_insert();
+CREATE TRIGGER alerts_before_insert BEFORE INSERT ON alert_delivery.alerts
+    FOR EACH ROW EXECUTE FUNCTION alert_delivery.alerts_before_insert();
 
-CREATE FUNCTION alerts_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.alerts_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF coalesce(current_setting('alert_delivery.raising', true), '') <> 'on' THEN
-        PERFORM process_new_alert(NEW.alert_id);
+        PERFORM alert_delivery.process_new_alert(NEW.alert_id);
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER alerts_after_insert AFTER INSERT ON alerts
-    FOR EACH ROW EXECUTE FUNCTION alerts_after_insert();
+CREATE TRIGGER alerts_after_insert AFTER INSERT ON alert_delivery.alerts
+    FOR EACH ROW EXECUTE FUNCTION alert_delivery.alerts_after_insert();
 
-CREATE FUNCTION invalid_alert(p_field text, p_message text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.invalid_alert(p_field text, p_message text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION USING MESSAGE = format('raise_alert: %s %s', p_field, p_message),
                           ERRCODE = 'invalid_parameter_value', COLUMN = p_field;
 END $$;
 
-CREATE FUNCTION required_text(p_field text, p_value text, p_max integer) RETURNS text
+CREATE FUNCTION alert_delivery.required_text(p_field text, p_value text, p_max integer) RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_value IS NULL OR btrim(p_value) = '' THEN
-        PERFORM invalid_alert(p_field, 'is required and must not be empty');
+        PERFORM alert_delivery.invalid_alert(p_field, 'is required and must not be empty');
     END IF;
     IF char_length(p_value) > p_max THEN
-        PERFORM invalid_alert(p_field, format('is longer than %s characters', p_max));
+        PERFORM alert_delivery.invalid_alert(p_field, format('is longer than %s characters', p_max));
     END IF;
     RETURN btrim(p_value);
 END $$;
@@ -645,46 +645,46 @@ END $$;
 -- the caller's transaction decides what to do. Returns the alert (new or the open duplicate)
 -- and what happened: notified, repeated, deduplicated, suppressed_duplicate_content, silenced,
 -- inhibited, unrouted.
-CREATE FUNCTION raise_alert(p_source text, p_operation_type text, p_alert_type text,
+CREATE FUNCTION alert_delivery.raise_alert(p_source text, p_operation_type text, p_alert_type text,
                             p_severity text, p_title text, p_description text DEFAULT '',
                             p_details jsonb DEFAULT '{}', p_partition_start timestamptz DEFAULT NULL,
                             p_anomaly_id bigint DEFAULT NULL, p_correlation_id bigint DEFAULT NULL)
 RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_source text := required_text('source', p_source, 200);
-    v_op text := required_text('operation_type', p_operation_type, 200);
-    v_type text := required_text('alert_type', p_alert_type, 200);
-    v_sev text := upper(required_text('severity', p_severity, 20));
-    v_title text := required_text('title', p_title, 10000);
+    v_source text := alert_delivery.required_text('source', p_source, 200);
+    v_op text := alert_delivery.required_text('operation_type', p_operation_type, 200);
+    v_type text := alert_delivery.required_text('alert_type', p_alert_type, 200);
+    v_sev text := upper(alert_delivery.required_text('severity', p_severity, 20));
+    v_title text := alert_delivery.required_text('title', p_title, 10000);
     v_fp text;
-    v_existing alerts;
+    v_existing alert_delivery.alerts;
     v_id bigint;
 BEGIN
     IF v_sev NOT IN ('INFO', 'WARNING', 'CRITICAL') THEN
-        PERFORM invalid_alert('severity', format('must be INFO, WARNING or CRITICAL, not %s',
+        PERFORM alert_delivery.invalid_alert('severity', format('must be INFO, WARNING or CRITICAL, not %s',
                                                  left(p_severity, 40)));
     END IF;
     IF p_details IS NOT NULL AND jsonb_typeof(p_details) <> 'object' THEN
-        PERFORM invalid_alert('details', 'must be a JSON object');
+        PERFORM alert_delivery.invalid_alert('details', 'must be a JSON object');
     END IF;
-    v_fp := alert_fingerprint(v_source, v_op, v_type, v_sev);
+    v_fp := alert_delivery.alert_fingerprint(v_source, v_op, v_type, v_sev);
     LOOP
-        SELECT * INTO v_existing FROM alerts a
+        SELECT * INTO v_existing FROM alert_delivery.alerts a
         WHERE a.fingerprint = v_fp AND a.status IN ('firing', 'acknowledged')
         FOR UPDATE;
         IF FOUND THEN
-            UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = now(),
+            UPDATE alert_delivery.alerts SET occurrences = occurrences + 1, last_seen_at = now(),
                               updated_at = now()
             WHERE alert_id = v_existing.alert_id;
             alert_id := v_existing.alert_id;
             IF v_existing.status = 'firing' AND v_existing.held_reason IS NULL
                AND v_existing.last_notified_at <= now()
                    - make_interval(secs => coalesce(v_existing.repeat_interval_s, 14400)) THEN
-                outcome := CASE WHEN enqueue_trigger(v_existing.alert_id) > 0 THEN 'repeated'
+                outcome := CASE WHEN alert_delivery.enqueue_trigger(v_existing.alert_id) > 0 THEN 'repeated'
                                 ELSE 'unrouted' END;
             ELSE
-                PERFORM log_suppressed(v_existing.alert_id, 'duplicate',
+                PERFORM alert_delivery.log_suppressed(v_existing.alert_id, 'duplicate',
                     format('fingerprint still %s as alert %s (%s occurrences); repeat interval %s s',
                            v_existing.status, v_existing.alert_id, v_existing.occurrences + 1,
                            coalesce(v_existing.repeat_interval_s, 14400)));
@@ -694,18 +694,18 @@ BEGIN
             RETURN;
         END IF;
         PERFORM set_config('alert_delivery.raising', 'on', true);
-        INSERT INTO alerts (fingerprint, content_hash, source, operation_type, alert_type, severity,
+        INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type, alert_type, severity,
                             title, description, payload, partition_start, anomaly_id,
                             correlation_id)
-        VALUES (v_fp, alert_content_hash(v_fp, v_title, coalesce(p_description, '')), v_source,
+        VALUES (v_fp, alert_delivery.alert_content_hash(v_fp, v_title, coalesce(p_description, '')), v_source,
                 v_op, v_type, v_sev, v_title, coalesce(p_description, ''),
                 coalesce(p_details, '{}'), p_partition_start, p_anomaly_id, p_correlation_id)
         ON CONFLICT (fingerprint) WHERE status IN ('firing', 'acknowledged') DO NOTHING
-        RETURNING alerts.alert_id INTO v_id;
+        RETURNING alert_delivery.alerts.alert_id INTO v_id;
         PERFORM set_config('alert_delivery.raising', 'off', true);
         IF v_id IS NOT NULL THEN
             alert_id := v_id;
-            outcome := process_new_alert(v_id);
+            outcome := alert_delivery.process_new_alert(v_id);
             RETURN NEXT;
             RETURN;
         END IF;
@@ -713,51 +713,51 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION json_text(p jsonb, p_field text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.json_text(p jsonb, p_field text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     IF jsonb_typeof(p -> p_field) NOT IN ('string', 'null') THEN
-        PERFORM invalid_alert(p_field, 'must be a string');
+        PERFORM alert_delivery.invalid_alert(p_field, 'must be a string');
     END IF;
     RETURN p ->> p_field;
 END $$;
 
 -- The same API taking one JSON object; unknown fields are rejected by name.
-CREATE FUNCTION raise_alert(p_alert jsonb)
+CREATE FUNCTION alert_delivery.raise_alert(p_alert jsonb)
 RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql AS $$
 DECLARE
     k text;
 BEGIN
     IF p_alert IS NULL OR jsonb_typeof(p_alert) <> 'object' THEN
-        PERFORM invalid_alert('alert', 'must be a JSON object');
+        PERFORM alert_delivery.invalid_alert('alert', 'must be a JSON object');
     END IF;
     FOR k IN SELECT jsonb_object_keys(p_alert) LOOP
         IF k NOT IN ('source', 'operation_type', 'alert_type', 'severity', 'title', 'description',
                      'details', 'partition_start', 'anomaly_id', 'correlation_id') THEN
-            PERFORM invalid_alert(left(k, 60), 'is not a known field');
+            PERFORM alert_delivery.invalid_alert(left(k, 60), 'is not a known field');
         END IF;
     END LOOP;
     IF jsonb_typeof(p_alert -> 'details') NOT IN ('object', 'null') THEN
-        PERFORM invalid_alert('details', 'must be a JSON object');
+        PERFORM alert_delivery.invalid_alert('details', 'must be a JSON object');
     END IF;
     IF jsonb_typeof(p_alert -> 'anomaly_id') NOT IN ('number', 'null')
        OR jsonb_typeof(p_alert -> 'correlation_id') NOT IN ('number', 'null') THEN
-        PERFORM invalid_alert('anomaly_id/correlation_id', 'must be a number');
+        PERFORM alert_delivery.invalid_alert('anomaly_id/correlation_id', 'must be a number');
     END IF;
-    RETURN QUERY SELECT * FROM raise_alert(
-        coalesce(json_text(p_alert, 'source'), 'api'), json_text(p_alert, 'operation_type'),
-        json_text(p_alert, 'alert_type'), json_text(p_alert, 'severity'),
-        json_text(p_alert, 'title'), coalesce(json_text(p_alert, 'description'), ''),
+    RETURN QUERY SELECT * FROM alert_delivery.raise_alert(
+        coalesce(alert_delivery.json_text(p_alert, 'source'), 'api'), alert_delivery.json_text(p_alert, 'operation_type'),
+        alert_delivery.json_text(p_alert, 'alert_type'), alert_delivery.json_text(p_alert, 'severity'),
+        alert_delivery.json_text(p_alert, 'title'), coalesce(alert_delivery.json_text(p_alert, 'description'), ''),
         coalesce(p_alert -> 'details', '{}'),
-        (json_text(p_alert, 'partition_start'))::timestamptz,
+        (alert_delivery.json_text(p_alert, 'partition_start'))::timestamptz,
         (p_alert ->> 'anomaly_id')::bigint, (p_alert ->> 'correlation_id')::bigint);
 END $$;
 
 -- Lifecycle -------------------------------------------------------------------------------------
-CREATE FUNCTION lock_alert(p_alert_id bigint) RETURNS alerts LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.lock_alert(p_alert_id bigint) RETURNS alert_delivery.alerts LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts;
+    a alert_delivery.alerts;
 BEGIN
-    SELECT * INTO a FROM alerts WHERE alerts.alert_id = p_alert_id FOR UPDATE;
+    SELECT * INTO a FROM alert_delivery.alerts WHERE alert_delivery.alerts.alert_id = p_alert_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING MESSAGE = format('alert %s does not exist', p_alert_id),
                               ERRCODE = 'no_data_found', COLUMN = 'alert_id';
@@ -766,80 +766,80 @@ BEGIN
 END $$;
 
 -- Released alerts are the held ones no silence or inhibition covers any more.
-CREATE FUNCTION release_held() RETURNS integer LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.release_held() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts;
+    a alert_delivery.alerts;
     v_by bigint;
     v_n integer := 0;
 BEGIN
-    FOR a IN SELECT * FROM alerts WHERE held_reason IS NOT NULL ORDER BY alert_id
+    FOR a IN SELECT * FROM alert_delivery.alerts WHERE held_reason IS NOT NULL ORDER BY alert_id
              FOR UPDATE SKIP LOCKED LOOP
         IF a.status <> 'firing' THEN
-            UPDATE alerts SET held_reason = NULL, held_by = NULL WHERE alert_id = a.alert_id;
+            UPDATE alert_delivery.alerts SET held_reason = NULL, held_by = NULL WHERE alert_id = a.alert_id;
             CONTINUE;
         END IF;
-        v_by := matching_silence(a);
+        v_by := alert_delivery.matching_silence(a);
         IF v_by IS NOT NULL THEN
-            UPDATE alerts SET held_reason = 'silenced', held_by = v_by
+            UPDATE alert_delivery.alerts SET held_reason = 'silenced', held_by = v_by
             WHERE alert_id = a.alert_id AND held_by IS DISTINCT FROM v_by;
             CONTINUE;
         END IF;
-        v_by := inhibiting_alert(a);
+        v_by := alert_delivery.inhibiting_alert(a);
         IF v_by IS NOT NULL THEN
-            UPDATE alerts SET held_reason = 'inhibited', held_by = v_by
+            UPDATE alert_delivery.alerts SET held_reason = 'inhibited', held_by = v_by
             WHERE alert_id = a.alert_id AND held_by IS DISTINCT FROM v_by;
             CONTINUE;
         END IF;
-        UPDATE alerts SET held_reason = NULL, held_by = NULL WHERE alert_id = a.alert_id;
-        INSERT INTO delivery_log (alert_id, event, detail)
+        UPDATE alert_delivery.alerts SET held_reason = NULL, held_by = NULL WHERE alert_id = a.alert_id;
+        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
         VALUES (a.alert_id, 'released', format('%s by %s no longer applies', a.held_reason,
                                                a.held_by));
-        PERFORM enqueue_trigger(a.alert_id);
+        PERFORM alert_delivery.enqueue_trigger(a.alert_id);
         v_n := v_n + 1;
     END LOOP;
     RETURN v_n;
 END $$;
 
-CREATE FUNCTION acknowledge_alert(p_alert_id bigint, p_by text DEFAULT 'unknown')
+CREATE FUNCTION alert_delivery.acknowledge_alert(p_alert_id bigint, p_by text DEFAULT 'unknown')
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts := lock_alert(p_alert_id);
+    a alert_delivery.alerts := alert_delivery.lock_alert(p_alert_id);
 BEGIN
     IF a.status <> 'firing' THEN
         RAISE EXCEPTION USING MESSAGE = format('alert %s is %s, not firing', p_alert_id, a.status),
                               ERRCODE = 'object_not_in_prerequisite_state', COLUMN = 'status';
     END IF;
-    UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(),
+    UPDATE alert_delivery.alerts SET status = 'acknowledged', acknowledged_at = now(),
                       acknowledged_by = coalesce(nullif(btrim(p_by), ''), 'unknown'),
                       held_reason = NULL, held_by = NULL, updated_at = now()
     WHERE alert_id = p_alert_id;
-    INSERT INTO delivery_log (alert_id, event, detail)
+    INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
     VALUES (p_alert_id, 'acknowledged', 'by ' || coalesce(nullif(btrim(p_by), ''), 'unknown'));
-    UPDATE escalations SET stopped_at = now(), stop_reason = 'acknowledged'
+    UPDATE alert_delivery.escalations SET stopped_at = now(), stop_reason = 'acknowledged'
     WHERE alert_id = p_alert_id AND stopped_at IS NULL;
-    RETURN enqueue_followup(p_alert_id, 'acknowledge');
+    RETURN alert_delivery.enqueue_followup(p_alert_id, 'acknowledge');
 END $$;
 
-CREATE FUNCTION resolve_alert(p_alert_id bigint, p_by text DEFAULT 'api')
+CREATE FUNCTION alert_delivery.resolve_alert(p_alert_id bigint, p_by text DEFAULT 'api')
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    a alerts := lock_alert(p_alert_id);
+    a alert_delivery.alerts := alert_delivery.lock_alert(p_alert_id);
     v_n integer;
 BEGIN
     IF a.status = 'resolved' THEN
         RAISE EXCEPTION USING MESSAGE = format('alert %s is already resolved', p_alert_id),
                               ERRCODE = 'object_not_in_prerequisite_state', COLUMN = 'status';
     END IF;
-    UPDATE alerts SET status = 'resolved', resolved_at = now(), held_reason = NULL,
+    UPDATE alert_delivery.alerts SET status = 'resolved', resolved_at = now(), held_reason = NULL,
                       held_by = NULL, updated_at = now()
     WHERE alert_id = p_alert_id;
-    INSERT INTO delivery_log (alert_id, event, detail)
+    INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
     VALUES (p_alert_id, 'resolved', 'by ' || coalesce(nullif(btrim(p_by), ''), 'api'));
-    UPDATE escalations SET stopped_at = now(), stop_reason = 'resolved'
+    UPDATE alert_delivery.escalations SET stopped_at = now(), stop_reason = 'resolved'
     WHERE alert_id = p_alert_id AND stopped_at IS NULL;
-    v_n := enqueue_followup(p_alert_id, 'resolve');
+    v_n := alert_delivery.enqueue_followup(p_alert_id, 'resolve');
     -- Alerts this one inhibited may notify now.
-    PERFORM release_held();
+    PERFORM alert_delivery.release_held();
     RETURN v_n;
 END $$;
 
@@ -847,10 +847,10 @@ END $$;
 CREATE VIEW alert_suppressions AS
 SELECT l.log_id, l.created_at, l.alert_id, substr(l.event, 12) AS reason, l.detail,
        a.operation_type, a.alert_type, a.severity, a.title
-FROM delivery_log l LEFT JOIN alerts a ON a.alert_id = l.alert_id
+FROM alert_delivery.delivery_log l LEFT JOIN alert_delivery.alerts a ON a.alert_id = l.alert_id
 WHERE l.event LIKE 'suppressed\_%';
 
 CREATE VIEW open_alerts AS
 SELECT alert_id, severity, operation_type, alert_type, title, status, held_reason, occurrences,
        created_at, last_notified_at, acknowledged_by, escalate_after_s
-FROM alerts WHERE status IN ('firing', 'acknowledged');
+FROM alert_delivery.alerts WHERE status IN ('firing', 'acknowledged');
