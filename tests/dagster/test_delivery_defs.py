@@ -69,7 +69,7 @@ def test_sensor_launches_per_batch_and_respects_the_worker_grace(
         "UPDATE alert_delivery.delivery_queue SET next_attempt_at = now() - interval '11 s'"
     )
     graced = _evaluate(db_url, str(more[0] - 1))
-    assert [r.run_key for r in graced.run_requests or []][0] == f"deliver:{more[0]}-{more[0]}"
+    assert next(r.run_key for r in graced.run_requests or []) == f"deliver:{more[0]}-{more[0]}"
 
 
 def test_deliver_pending_run_delivers_and_reports_counts(
