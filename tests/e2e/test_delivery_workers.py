@@ -1,0 +1,159 @@
+"""Worker processes on one queue: three workers and a Dagster run, SIGTERM, heartbeats."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from alert_delivery.config import Settings
+from alert_delivery.defs.delivery import WebhookSenderResource, deliver_pending
+from alert_delivery.defs.resources import PostgresResource
+from alert_delivery.delivery.registry import add_webhook
+from tests.support.delivery import delivery_env, enqueue, queue_rows
+from tests.support.receivers import Receiver, always, serve
+
+__all__ = ["delivery_env"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(worker_id: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alert_delivery",
+            "worker",
+            "--id",
+            worker_id,
+            "--poll-interval",
+            "0.2",
+            "--read-timeout",
+            "5",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(predicate: object, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
+def _live(conn: psycopg.Connection, n: int) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM alert_delivery.workers WHERE stopped_at IS NULL"
+    ).fetchone()
+    return row is not None and row[0] >= n
+
+
+def test_three_workers_and_a_dagster_run_send_nothing_twice(
+    db_url: str,
+    conn: psycopg.Connection,
+    delivery_env: Settings,
+    workers: list[subprocess.Popen[str]],
+) -> None:
+    with serve(Receiver(always(200, delay_s=0.002))) as rx:
+        hooks = [
+            add_webhook(
+                db_url,
+                name=f"w{i}",
+                kind="webhook",
+                url=f"{rx.url}{i}",
+                settings=delivery_env,
+                rate_limit_per_s=1000.0,
+            ).webhook_id
+            for i in range(3)
+        ]
+        workers.extend(start_worker(f"worker-{i}") for i in range(3))
+        wait_until(lambda: _live(conn, 3))
+        ids: list[int] = []
+        for round_ in range(6):
+            for hook in hooks:
+                ids += enqueue(conn, hook, [{"r": round_, "i": i} for i in range(15)], notify=True)
+            if round_ == 2:
+                # A Dagster run claims from the same queue while the workers do.
+                result = deliver_pending.execute_in_process(
+                    resources={
+                        "postgres": PostgresResource(database_url=db_url),
+                        "webhook_sender": WebhookSenderResource(),
+                    }
+                )
+                assert result.success
+        wait_until(lambda: len(rx.requests) >= len(ids))
+        time.sleep(0.3)
+        seen = collections.Counter(rx.ids())
+    assert len(ids) == 270
+    assert sum(seen.values()) == 270 and max(seen.values()) == 1, "no delivery sent twice"
+    assert {r["status"] for r in queue_rows(conn).values()} == {"delivered"}
+    by = dict(
+        conn.execute(
+            "SELECT worker_id, count(*) FROM alert_delivery.delivery_log"
+            " WHERE event = 'delivered' GROUP BY 1"
+        ).fetchall()
+    )
+    assert sum(by.values()) == 270
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+    stopped = conn.execute(
+        "SELECT count(*) FROM alert_delivery.workers WHERE stopped_at IS NOT NULL"
+    ).fetchone()
+    assert stopped == (3,)
+
+
+def test_sigterm_finishes_in_flight_attempts_and_releases_the_rest(
+    db_url: str,
+    conn: psycopg.Connection,
+    delivery_env: Settings,
+    workers: list[subprocess.Popen[str]],
+) -> None:
+    with serve(Receiver(always(200, delay_s=1.0))) as rx:
+        hook = add_webhook(
+            db_url,
+            name="slow",
+            kind="webhook",
+            url=rx.url,
+            settings=delivery_env,
+            rate_limit_per_s=1000.0,
+        )
+        workers.append(start_worker("graceful", "--concurrency", "2"))
+        wait_until(lambda: _live(conn, 1))
+        enqueue(conn, hook.webhook_id, [{"i": i} for i in range(10)], notify=True)
+        rx.wait_for(2)
+        workers[0].send_signal(signal.SIGTERM)
+        assert workers[0].wait(20) == 0
+        assert len(rx.requests) == 2
+    rows = list(queue_rows(conn).values())
+    assert sorted(r["status"] for r in rows) == ["delivered"] * 2 + ["pending"] * 8
+    assert all(r["attempts"] == 0 for r in rows if r["status"] == "pending")
+    released = conn.execute(
+        "SELECT count(*) FROM alert_delivery.delivery_log WHERE event = 'released'"
+    ).fetchone()
+    assert released == (8,)
