@@ -168,8 +168,8 @@ def pipeline_failure_alert(context: dg.RunFailureSensorContext, postgres: Postgr
             conn, job_name=run.job_name, run_id=run.run_id, error=_failure_text(context)
         )
     context.log.info(
-        f"pipeline alert {alert.alert_id} for failed run {run.run_id} of {run.job_name}"
-        f" (occurrence {alert.occurrences})"
+        f"pipeline alert {alert.alert_id} for failed run {run.run_id} of {run.job_name}:"
+        f" {alert.outcome}"
     )
 
 

@@ -1,26 +1,25 @@
 """Alerts about the pipeline itself (meta-monitoring), raised when a Dagster run fails.
 
-Inserted straight into ``alerts`` with source ``pipeline``.
-TODO(integration): switch to ``alert_delivery.alerting.raise_alert`` once it exists, so pipeline
-alerts are routed, silenced and enqueued like every other alert.
+They go through alerting's producer API like any other alert, so routing, silences, dedup and
+enqueueing apply: a job that keeps failing stays one open alert whose ``occurrences`` count up.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from alert_delivery.db import query
+from alert_delivery.alerting import raise_alert
 
 _MAX_DESCRIPTION = 1000
+SOURCE = "pipeline"
+ALERT_TYPE = "PIPELINE_FAILURE"
 
 
 @dataclass(frozen=True)
 class PipelineAlert:
     alert_id: int
-    occurrences: int
+    outcome: str
+    """What alerting did with it: notified, deduplicated, silenced, unrouted, ..."""
 
 
 def raise_pipeline_alert(
@@ -31,23 +30,16 @@ def raise_pipeline_alert(
     error: str,
     severity: str = "CRITICAL",
 ) -> PipelineAlert:
-    """One open alert per failing job; a repeat failure bumps ``occurrences`` instead."""
+    """Raise (or deduplicate into) the open alert for failed runs of ``job_name``."""
     error_text = " ".join(error.split())[:_MAX_DESCRIPTION] or "run failed without an error message"
-    payload = {"job_name": job_name, "run_id": run_id, "error": error_text}
-    content_hash = hashlib.sha256(
-        json.dumps({"job_name": job_name, "error": error_text}, sort_keys=True).encode()
-    ).hexdigest()
-    row = conn.execute(
-        query("operations", "raise_pipeline_alert"),
-        {
-            "fingerprint": f"pipeline:{job_name}",
-            "content_hash": content_hash,
-            "operation_type": f"dagster:{job_name}",
-            "severity": severity,
-            "title": f"Dagster run of {job_name} failed",
-            "description": error_text,
-            "payload": Jsonb(payload),
-        },
-    ).fetchone()
-    assert row is not None  # INSERT ... ON CONFLICT DO UPDATE ... RETURNING always returns a row
-    return PipelineAlert(alert_id=int(row[0]), occurrences=int(row[1]))
+    result = raise_alert(
+        conn,
+        source=SOURCE,
+        operation_type=f"dagster:{job_name}",
+        alert_type=ALERT_TYPE,
+        severity=severity,
+        title=f"Dagster run of {job_name} failed",
+        description=error_text,
+        details={"job_name": job_name, "run_id": run_id, "error": error_text},
+    )
+    return PipelineAlert(alert_id=result.alert_id, outcome=result.outcome)

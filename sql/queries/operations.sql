@@ -156,20 +156,3 @@ LEFT JOIN alert_delivery.v_response_sla_alerts r
        ON r.severity = s.severity AND r.created_at >= %(start)s AND r.created_at < %(end)s
 GROUP BY s.severity, s.ord, t.target_s
 ORDER BY s.ord;
-
--- name: raise_pipeline_alert
--- An alert about the pipeline itself. The open-fingerprint index dedups repeated failures of the
--- same job into one open alert whose occurrences count up.
-INSERT INTO alert_delivery.alerts AS a
-    (fingerprint, content_hash, source, operation_type, alert_type, severity, title,
-     description, payload)
-VALUES (%(fingerprint)s, %(content_hash)s, 'pipeline', %(operation_type)s, 'PIPELINE_FAILURE',
-        %(severity)s, %(title)s, %(description)s, %(payload)s)
-ON CONFLICT (fingerprint) WHERE status IN ('firing', 'acknowledged') DO UPDATE
-SET occurrences = a.occurrences + 1,
-    content_hash = EXCLUDED.content_hash,
-    description = EXCLUDED.description,
-    payload = EXCLUDED.payload,
-    last_seen_at = now(),
-    updated_at = now()
-RETURNING alert_id, occurrences;

@@ -380,11 +380,11 @@ def test_system_health(conn: psycopg.Connection) -> None:
     assert (empty["pending"], empty["dead_letters"], empty["live_workers"]) == (0, 0, 0)
     assert empty["last_baseline_status"] is None
 
+    add_alert(conn, severity="CRITICAL")  # before any webhook exists, so nothing is enqueued
+    add_alert(conn, severity="WARNING", status="acknowledged")
     hook = add_webhook(conn, "h")
     add_delivery(conn, hook, created_at=ago(30))
     add_worker(conn, "w1")
-    add_alert(conn, severity="CRITICAL")
-    add_alert(conn, severity="WARNING", status="acknowledged")
     add_run(conn, status="succeeded", finished_at=Sql("now()"))
     now_ok = health()
     assert now_ok["health"] == "ok"
