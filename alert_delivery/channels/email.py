@@ -23,7 +23,7 @@ def block_text(event: str, m: Message) -> str:
         f"Details: {details}" if details else None,
         f"Runbook: {m['runbook_url']}" if m.get("runbook_url") else None,
         "",
-        clean_text(m["description"], 20000),
+        clean_text(m["description"], 8000),
     ]
     return "\n".join(line for line in lines if line is not None)
 
@@ -48,7 +48,7 @@ def block_html(event: str, m: Message) -> str:
     title = html_text(f"{event_label(event)} [{m['severity']}] {m['title']}", 500)
     return (
         f'<h2 style="color:{colour}">{title}</h2><table>{rows}</table>{runbook}'
-        f"<pre>{html_text(m['description'], 20000)}</pre>"
+        f"<pre>{html_text(m['description'], 8000)}</pre>"
     )
 
 

@@ -296,7 +296,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         'Details: ' || nullif(alert_delivery.clean_text(alert_delivery.details_text(m -> 'details'), 1000), ''),
         'Runbook: ' || (m ->> 'runbook_url'),
         '',
-        alert_delivery.clean_text(m ->> 'description', 20000))
+        alert_delivery.clean_text(m ->> 'description', 8000))
 $$;
 
 CREATE FUNCTION alert_delivery.email_block_html(p_event text, m jsonb) RETURNS text
@@ -316,7 +316,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         '</table>',
         CASE WHEN m ->> 'runbook_url' IS NOT NULL
              THEN '<p><a href="' || alert_delivery.html_text(m ->> 'runbook_url', 2000) || '">Runbook</a></p>' END,
-        '<pre>', alert_delivery.html_text(m ->> 'description', 20000), '</pre>')
+        '<pre>', alert_delivery.html_text(m ->> 'description', 8000), '</pre>')
 $$;
 
 CREATE FUNCTION alert_delivery.format_email(p_event text, p_msgs jsonb) RETURNS jsonb
