@@ -93,6 +93,8 @@ WHERE NOT w.active
    OR coalesce(h.breaker_state, 'closed') <> 'closed';
 
 -- Per webhook: lifetime counters from webhook_health plus the last 24 hours of delivery_log.
+-- An attempt is a log row with a latency (the engine logs it under its outcome), so failed_24h
+-- counts the retry_scheduled / dead_lettered attempts; bookkeeping rows carry no latency.
 CREATE VIEW v_webhook_performance AS
 SELECT w.webhook_id,
        w.name,
@@ -116,15 +118,13 @@ FROM webhooks w
 LEFT JOIN webhook_health h ON h.webhook_id = w.webhook_id
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE g.event = 'delivered') AS delivered_24h,
-           count(*) FILTER (WHERE g.event = 'failed') AS failed_24h,
+           count(*) FILTER (WHERE g.event IN ('failed', 'retry_scheduled', 'dead_lettered')
+                            AND g.latency_ms IS NOT NULL) AS failed_24h,
            count(*) FILTER (WHERE g.event = 'retry_scheduled') AS retries_24h,
            count(*) FILTER (WHERE g.event = 'dead_lettered') AS dead_lettered_24h,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY g.latency_ms)
-               FILTER (WHERE g.event IN ('attempt', 'delivered', 'failed')) AS p50_latency_ms_24h,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY g.latency_ms)
-               FILTER (WHERE g.event IN ('attempt', 'delivered', 'failed')) AS p95_latency_ms_24h,
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY g.latency_ms)
-               FILTER (WHERE g.event IN ('attempt', 'delivered', 'failed')) AS p99_latency_ms_24h
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY g.latency_ms) AS p50_latency_ms_24h,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY g.latency_ms) AS p95_latency_ms_24h,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY g.latency_ms) AS p99_latency_ms_24h
     FROM delivery_log g
     WHERE g.webhook_id = w.webhook_id AND g.created_at >= now() - interval '24 hours'
 ) l ON true;

@@ -54,6 +54,8 @@ LEFT JOIN alert_delivery.alerts a ON a.status = st.status AND a.severity = sv.se
 GROUP BY st.status, sv.severity;
 
 -- name: exporter_latency_histogram
+-- An attempt is a delivery_log row with a latency: the engine logs each attempt once, under its
+-- outcome (delivered, retry_scheduled, dead_lettered); rows without latency are bookkeeping.
 -- Cumulative bucket counts per webhook, computed by PostgreSQL in one scan. `bounds_ms` is the
 -- single definition of the buckets: the exporter reads it from here, so they cannot drift apart.
 SELECT coalesce(w.name, '(deleted webhook)') AS webhook,
@@ -73,7 +75,8 @@ SELECT coalesce(w.name, '(deleted webhook)') AS webhook,
        sum(l.latency_ms)::float8 AS sum_ms
 FROM alert_delivery.delivery_log l
 LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
-WHERE l.event IN ('attempt', 'delivered', 'failed') AND l.latency_ms IS NOT NULL
+WHERE l.event IN ('attempt', 'delivered', 'failed', 'retry_scheduled', 'dead_lettered')
+  AND l.latency_ms IS NOT NULL
 GROUP BY 1
 ORDER BY 1;
 
@@ -109,18 +112,18 @@ ORDER BY worker_id;
 
 -- name: report_delivery_by_webhook
 -- One row per webhook with activity in [start, end): outcomes, retries, dead letters, latency.
+-- failed = attempts that did not deliver (logged as retry_scheduled or dead_lettered, with a
+-- latency); a dead_lettered row without latency is a manual dead-lettering, not an attempt.
 SELECT w.kind AS channel,
        coalesce(w.name, '(deleted webhook)') AS webhook,
        count(*) FILTER (WHERE l.event = 'delivered') AS delivered,
-       count(*) FILTER (WHERE l.event = 'failed') AS failed,
+       count(*) FILTER (WHERE l.event IN ('failed', 'retry_scheduled', 'dead_lettered')
+                          AND l.latency_ms IS NOT NULL) AS failed,
        count(*) FILTER (WHERE l.event = 'retry_scheduled') AS retries,
        count(*) FILTER (WHERE l.event = 'dead_lettered') AS dead_lettered,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms)
-           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p50_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms)
-           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p95_ms,
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms)
-           FILTER (WHERE l.event IN ('attempt', 'delivered', 'failed')) AS p99_ms
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms) AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms) AS p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms) AS p99_ms
 FROM alert_delivery.delivery_log l
 LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
 WHERE l.created_at >= %(start)s AND l.created_at < %(end)s
@@ -136,7 +139,8 @@ SELECT count(*) AS samples,
        max(latency_ms) AS max_ms
 FROM alert_delivery.delivery_log
 WHERE created_at >= %(start)s AND created_at < %(end)s
-  AND event IN ('attempt', 'delivered', 'failed') AND latency_ms IS NOT NULL;
+  AND event IN ('attempt', 'delivered', 'failed', 'retry_scheduled', 'dead_lettered')
+  AND latency_ms IS NOT NULL;
 
 -- name: report_response_sla
 -- SLA per severity for the alerts created in [start, end), judged as of now.

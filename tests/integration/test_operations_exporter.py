@@ -56,6 +56,8 @@ def seed(conn: psycopg.Connection) -> None:
     add_log(conn, slack, "attempt", latency_ms=5.0)
     add_log(conn, slack, "delivered", latency_ms=7.0)
     add_log(conn, slack, "failed", latency_ms=100.0)
+    add_log(conn, slack, "retry_scheduled", latency_ms=300.0)  # a failed attempt, as logged
+    add_log(conn, slack, "dead_lettered")  # manual dead-lettering: no latency, not an attempt
     add_log(conn, slack, "queued", latency_ms=1.0)  # not an attempt: ignored
     add_log(conn, slack, "delivered")  # no latency: ignored
     add_log(conn, pager, "delivered", latency_ms=20000.0)
@@ -115,11 +117,12 @@ def test_scrape_reports_the_database(conn: psycopg.Connection, exporter_port: in
         "0.05": 2,
         "0.1": 3,
         "0.25": 3,
-        "10.0": 3,
-        "+Inf": 3,
+        "10.0": 4,
+        "+Inf": 4,
     }
-    assert got[key(h + "_count", webhook="ops-slack")] == 3
-    assert got[key(h + "_sum", webhook="ops-slack")] == pytest.approx(0.112)
+    assert got[key(h + "_bucket", webhook="ops-slack", le="0.5")] == 4
+    assert got[key(h + "_count", webhook="ops-slack")] == 4
+    assert got[key(h + "_sum", webhook="ops-slack")] == pytest.approx(0.412)
     assert got[key(h + "_bucket", webhook="pager", le="10.0")] == 0
     assert got[key(h + "_bucket", webhook="pager", le="+Inf")] == 1
     assert got[key(h + "_sum", webhook="pager")] == pytest.approx(20.0)

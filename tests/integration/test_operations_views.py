@@ -175,16 +175,16 @@ def test_degraded_and_performance_of_webhooks(conn: psycopg.Connection) -> None:
     for latency in (10.0, 20.0, 30.0):
         add_log(conn, degraded, "delivered", latency_ms=latency)
     add_log(conn, degraded, "failed", latency_ms=40.0)
-    add_log(conn, degraded, "retry_scheduled")
-    add_log(conn, degraded, "dead_lettered")
+    add_log(conn, degraded, "retry_scheduled", latency_ms=50.0)
+    add_log(conn, degraded, "dead_lettered")  # dead-lettered by hand: no attempt, no latency
     add_log(conn, degraded, "delivered", latency_ms=999.0, created_at=ago(2 * 86400))
     perf = {r["name"]: r for r in view(conn, "v_webhook_performance", "name")}
     slow = perf["slow"]
     assert (slow["total"], slow["succeeded"], slow["success_rate_pct"]) == (10, 9, Decimal("90.00"))
-    assert (slow["delivered_24h"], slow["failed_24h"]) == (3, 1)
+    assert (slow["delivered_24h"], slow["failed_24h"]) == (3, 2)
     assert (slow["retries_24h"], slow["dead_lettered_24h"]) == (1, 1)
-    assert slow["p50_latency_ms_24h"] == pytest.approx(25.0)
-    assert slow["p95_latency_ms_24h"] == pytest.approx(38.5)
+    assert slow["p50_latency_ms_24h"] == pytest.approx(30.0)
+    assert slow["p95_latency_ms_24h"] == pytest.approx(48.0)
     fine = perf["fine"]
     assert (fine["total"], fine["success_rate_pct"], fine["delivered_24h"]) == (0, None, 0)
     assert fine["breaker_state"] == "closed"
