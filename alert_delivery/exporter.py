@@ -74,7 +74,7 @@ def _latency_family(
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(
         PREFIX + "attempt_latency_seconds",
-        "Latency of delivery attempts (delivery_log attempt/delivered/failed rows).",
+        "Latency of delivery attempts (delivery_log rows that carry a latency).",
         labels=["webhook"],
     )
     for webhook, bounds_ms, cumulative, total, sum_ms in rows:
