@@ -84,21 +84,48 @@ def _params(stats: BaselineStats, run: BaselineRun, days: int) -> dict[str, Any]
     }
 
 
+def _window_stats(
+    conn: psycopg.Connection, run: BaselineRun, budget_s: float
+) -> dict[str, BaselineStats] | None:
+    """Statistics of every operation in the window, or ``None`` when the budget ran out first."""
+    timeout = conn.execute("SHOW statement_timeout").fetchone()
+    try:
+        with conn.transaction():
+            conn.execute(
+                query("detection", "set_statement_timeout"),
+                {"timeout": f"{max(1, int(budget_s * 1000))}ms"},
+            )
+            rows = conn.execute(
+                query("detection", "baseline_stats"),
+                {"start": run.window_start, "end": run.window_end},
+            ).fetchall()
+    except psycopg.errors.QueryCanceled:
+        return None
+    finally:
+        previous = str(timeout[0]) if timeout else "0"
+        conn.execute(query("detection", "set_statement_timeout"), {"timeout": previous})
+    return {
+        op: BaselineStats(op, int(n), float(q[0]), float(q[1]), float(q[2]), float(m), float(sd))
+        for op, n, q, m, sd in rows
+    }
+
+
 def _recalculate_one(
-    conn: psycopg.Connection, op: str, run: BaselineRun, settings: BaselineSettings
+    conn: psycopg.Connection,
+    op: str,
+    stats: BaselineStats | None,
+    run: BaselineRun,
+    settings: BaselineSettings,
 ) -> None:
-    window = {"op": op, "start": run.window_start, "end": run.window_end}
-    row = conn.execute(query("detection", "baseline_stats"), window).fetchone()
-    samples = int(row[0]) if row else 0
+    samples = stats.samples if stats else 0
     old = conn.execute(query("detection", "active_baseline"), {"op": op}).fetchone()
-    if row is None or samples < settings.min_samples:
+    if stats is None or samples < settings.min_samples:
         run.kept.append(op)
         what = "kept the previous baseline" if old else "no baseline yet"
         run.errors.append(
             {"operation": op, "reason": f"{samples} samples < {settings.min_samples}; {what}"}
         )
         return
-    stats = BaselineStats(op, samples, *(float(v) for v in row[1:]))
     problem = validate_stats(stats)
     if problem:
         run.failed.append(op)
@@ -144,8 +171,9 @@ def recalculate_baselines(
     run = BaselineRun(int(run_row[0]), window_start, window_end)
     operations = [str(r[0]) for r in conn.execute(query("detection", "operation_types"))]
     run.operations = len(operations)
+    all_stats = _window_stats(conn, run, settings.time_budget_s - (clock() - started))
     for index, op in enumerate(operations):
-        if clock() - started >= settings.time_budget_s:
+        if all_stats is None or clock() - started >= settings.time_budget_s:
             run.skipped = operations[index:]
             run.errors.append(
                 {
@@ -156,7 +184,7 @@ def recalculate_baselines(
             break
         try:
             with conn.transaction():
-                _recalculate_one(conn, op, run, settings)
+                _recalculate_one(conn, op, all_stats.get(op), run, settings)
         except psycopg.Error as exc:
             run.failed.append(op)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

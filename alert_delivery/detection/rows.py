@@ -59,17 +59,34 @@ def parse_timestamp(value: Any, now: datetime) -> datetime:
     return parsed
 
 
+def _no_constants(name: str) -> None:
+    # Python's json accepts NaN and Infinity; PostgreSQL's jsonb does not.
+    raise ValueError(name)
+
+
 def parse_attributes(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, parse_constant=_no_constants)
         except ValueError:
             raise RowError("attributes is not valid JSON") from None
     if not isinstance(value, dict):
         raise RowError("attributes is not a JSON object")
+    text = json.dumps(value, ensure_ascii=False)
+    # jsonb refuses NUL and lone surrogates that Python's json lets through.
+    if "\\u0000" in text or not _encodable(text):
+        raise RowError("attributes holds a character PostgreSQL cannot store")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_status(value: Any) -> str:
@@ -85,6 +102,9 @@ def build_row(fields: dict[str, Any], now: datetime) -> MetricRow:
     op = fields.get("operation_type")
     if not isinstance(op, str) or not op.strip():
         raise RowError("operation_type is empty")
+    for name in ("operation_type", "status", "attributes"):
+        if "\x00" in str(fields.get(name) or ""):
+            raise RowError(f"{name} contains a NUL character")
     return MetricRow(
         operation_type=op.strip(),
         duration_ms=parse_duration(fields.get("duration_ms")),
