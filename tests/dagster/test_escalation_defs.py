@@ -1,0 +1,81 @@
+"""The escalate job and its schedule, and the escalation report, on a real database."""
+
+import dagster as dg
+import psycopg
+
+from alert_delivery.defs import escalation, resources
+from alert_delivery.escalation import add_route
+from tests.support.alerting import add_webhook, alert, queue_rows
+
+
+def definitions() -> dg.Definitions:
+    # postgres resource without a URL: ALERT_DELIVERY_DATABASE_URL, set by the db_url fixture.
+    return dg.Definitions.merge(resources.defs, escalation.defs)
+
+
+def test_definitions_load() -> None:
+    defs = definitions()
+    assert defs.resolve_job_def("escalate").name == "escalate"
+    [schedule] = defs.schedules or []
+    assert schedule.name == "escalate_every_minute"
+    assert schedule.cron_schedule == "* * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "escalation_report" in keys
+
+
+def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection) -> None:
+    add_webhook(conn, "slack", "slack")
+    add_webhook(conn, "pager", "pagerduty")
+    add_route(conn, "on-call", webhooks=["pager"])
+    critical = alert(conn, severity="CRITICAL")
+    warning = alert(conn, severity="WARNING", operation_type="commit", title="commit slow")
+    defs = definitions()
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = defs.resolve_job_def("escalate").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"escalate_overdue": {"config": {"interval_s": 300}}}},
+    )
+    assert result.success
+    assert result.output_for_node("escalate_overdue") == {
+        "released": 0,
+        "sent": 1,
+        "queued": 1,
+        "stopped": 0,
+    }
+    [row] = queue_rows(conn, event="escalate")
+    assert (row["alert_id"], row["webhook_name"]) == (critical.alert_id, "pager")
+    again = defs.resolve_job_def("escalate").execute_in_process(instance=instance)
+    assert again.output_for_node("escalate_overdue")["sent"] == 0
+
+    materialized = dg.materialize(
+        [escalation.escalation_report],
+        resources={"postgres": resources.PostgresResource()},
+        instance=instance,
+    )
+    assert materialized.success
+    [event] = materialized.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert (meta["open"], meta["stopped"], meta["levels_sent"]) == (1, 0, 1)
+    [record] = meta["escalations"].records
+    assert record.data["alert_id"] == critical.alert_id
+    assert record.data["state"] == "open"
+    assert (record.data["reason"], record.data["level"]) == ("unacknowledged", 1)
+    assert record.data["stop_reason"] == "-"
+    assert warning.alert_id not in {r.data["alert_id"] for r in meta["escalations"].records}
+
+
+def test_bad_policy_fails_the_run_naming_the_field(db_url: str) -> None:
+    result = (
+        definitions()
+        .resolve_job_def("escalate")
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            run_config={"ops": {"escalate_overdue": {"config": {"max_level": 9}}}},
+            raise_on_error=False,
+        )
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "max_level: must be between 1 and 5, got 9" in str(failure.step_failure_data.error)
