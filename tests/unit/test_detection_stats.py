@@ -2,6 +2,7 @@
 
 import math
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -178,3 +179,23 @@ def test_markdown_and_sparkline() -> None:
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23 |", "| y | - |"]
     assert sparkline([1.0, 1.0, 8.0]) == "▁▁█"
     assert sparkline([]) == ""
+
+
+def test_vectorised_and_pairwise_pearson_agree() -> None:
+    rng = random.Random(8)
+    hours = [datetime(2026, 3, 1, h, tzinfo=UTC) for h in range(24)]
+    series = {f"op{i}": {h: rng.gauss(10, 2) for h in hours} for i in range(5)}
+    series["flat"] = dict.fromkeys(hours, 3.0)
+    gappy = dict(series["op0"])
+    del gappy[hours[5]]
+    series["gappy"] = gappy
+    pairs = correlate(series, set(), CorrelationSettings())
+    assert len(pairs) == 15  # 7 series, 21 pairs, the 6 with the constant one have no r
+    for c in pairs:
+        sa, sb = series[c.operation_a], series[c.operation_b]
+        common = sorted(sa.keys() & sb.keys())
+        assert c.samples == len(common)
+        expected = pearson([sa[h] for h in common], [sb[h] for h in common])
+        assert c.pearson_r == pytest.approx(expected, abs=1e-12)
+    gap = next(c for c in pairs if {c.operation_a, c.operation_b} == {"gappy", "op0"})
+    assert gap.samples == 23 and gap.pearson_r == pytest.approx(1.0)
