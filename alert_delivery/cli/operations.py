@@ -5,8 +5,9 @@ import signal
 import threading
 from types import FrameType
 
-from alert_delivery.config import load_settings
+from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
+from alert_delivery.defs.instance import prepare_dagster_home
 from alert_delivery.errors import InvalidInput
 from alert_delivery.operations.status import format_status, read_status
 from alert_delivery.operations.ticks import format_ticks, instance_configured, read_ticks
@@ -30,18 +31,28 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings()
-    with connect(resolve_database_url(settings), autocommit=True) as conn:
+    url = resolve_database_url(settings)
+    with connect(url, autocommit=True) as conn:
         lines = format_status(read_status(conn))
     if not args.no_dagster:
-        if instance_configured(settings.dagster_home):
-            lines += format_ticks(read_ticks(settings.dagster_home))
-        else:
-            lines.append(
-                f"Sensors and schedules: no Dagster instance configured"
-                f" (no dagster.yaml in {settings.dagster_home})"
-            )
+        lines += _dagster_lines(settings, url)
     print("\n".join(lines))
     return 0
+
+
+def _dagster_lines(settings: Settings, url: str) -> list[str]:
+    home = settings.dagster_home
+    if not instance_configured(home):
+        return [
+            f"Sensors and schedules: no Dagster instance configured (no dagster.yaml in {home})"
+        ]
+    try:
+        # The same DAGSTER_PG_URL `alert-delivery ui` uses, so both read one instance.
+        prepare_dagster_home(settings, url)
+        return format_ticks(read_ticks(home))
+    except Exception as exc:  # the rest of the report is still worth printing
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [f"Sensors and schedules: cannot read the Dagster instance in {home}: {first}"]
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:

@@ -51,7 +51,9 @@ SELECT 'alerts', jsonb_build_object('status', st.status, 'severity', sv.severity
 FROM (VALUES ('firing'), ('acknowledged'), ('resolved')) AS st (status)
 CROSS JOIN (VALUES ('INFO'), ('WARNING'), ('CRITICAL')) AS sv (severity)
 LEFT JOIN alert_delivery.alerts a ON a.status = st.status AND a.severity = sv.severity
-GROUP BY st.status, sv.severity;
+GROUP BY st.status, sv.severity
+-- A stable order keeps successive expositions diffable.
+ORDER BY 1, 2;
 
 -- name: exporter_latency_histogram
 -- An attempt is a delivery_log row with a latency: the engine logs each attempt once, under its

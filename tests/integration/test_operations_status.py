@@ -132,6 +132,7 @@ def test_status_lists_the_last_tick_of_sensors_and_schedules(
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.setenv("DAGSTER_PG_URL", "unused: this dagster.yaml keeps SQLite storage")
     stamp = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         sensor = instance.add_instigator_state(
@@ -185,3 +186,22 @@ def test_status_reports_an_unreachable_database(
         + err[0].split("127.0.0.1:1/x:", 1)[1]
     ]
     assert "pw" not in err[0]
+
+
+def test_status_survives_a_broken_dagster_instance(
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "dagster.yaml").write_text(
+        "run_storage:\n  module: no_such_module_here\n  class: Nope\n"
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_PG_URL", "unused")
+    lines = run_status(capsys)
+    assert lines[0] == "Queue depth:"
+    assert lines[-1].startswith(
+        f"Sensors and schedules: cannot read the Dagster instance in {tmp_path}: "
+    )
+    assert "no_such_module_here" in lines[-1]
