@@ -114,11 +114,11 @@ def _recalculate_one(
     conn: psycopg.Connection,
     op: str,
     stats: BaselineStats | None,
+    old: tuple[float, float, float, float] | None,
     run: BaselineRun,
     settings: BaselineSettings,
 ) -> None:
     samples = stats.samples if stats else 0
-    old = conn.execute(query("detection", "active_baseline"), {"op": op}).fetchone()
     if stats is None or samples < settings.min_samples:
         run.kept.append(op)
         what = "kept the previous baseline" if old else "no baseline yet"
@@ -171,6 +171,10 @@ def recalculate_baselines(
     run = BaselineRun(int(run_row[0]), window_start, window_end)
     operations = [str(r[0]) for r in conn.execute(query("detection", "operation_types"))]
     run.operations = len(operations)
+    previous = {
+        str(r[0]): (float(r[1]), float(r[2]), float(r[3]), float(r[4]))
+        for r in conn.execute(query("detection", "active_baselines"))
+    }
     all_stats = _window_stats(conn, run, settings.time_budget_s - (clock() - started))
     for index, op in enumerate(operations):
         if all_stats is None or clock() - started >= settings.time_budget_s:
@@ -184,7 +188,7 @@ def recalculate_baselines(
             break
         try:
             with conn.transaction():
-                _recalculate_one(conn, op, all_stats.get(op), run, settings)
+                _recalculate_one(conn, op, all_stats.get(op), previous.get(op), run, settings)
         except psycopg.Error as exc:
             run.failed.append(op)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

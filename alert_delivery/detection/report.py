@@ -1,7 +1,7 @@
 """Markdown for the Dagster UI: the top anomalies of a partition, baselines, bottlenecks."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -39,12 +39,14 @@ def top_anomalies_markdown(
     conn: psycopg.Connection, partition_start: datetime, limit: int = 10
 ) -> str:
     rows = conn.execute(query("detection", "partition_anomalies"), {"start": partition_start})
-    table = [
-        (op, sev, kind, z, ratio, n, mean, b_mean, p99, b_p99)
-        for op, kind, sev, z, ratio, n, mean, p99, b_mean, b_p99 in rows.fetchall()[:limit]
-    ]
-    if not table:
+    found = rows.fetchall()[:limit]
+    if not found:
         return "No anomalies in this partition."
+    trends = _trends(conn, [str(r[0]) for r in found], partition_start)
+    table = [
+        (op, sev, kind, z, ratio, n, mean, b_mean, p99, b_p99, sparkline(trends.get(op, [])))
+        for op, kind, sev, z, ratio, n, mean, p99, b_mean, b_p99 in found
+    ]
     headers = (
         "operation",
         "severity",
@@ -56,8 +58,23 @@ def top_anomalies_markdown(
         "baseline mean",
         "p99 ms",
         "baseline p99",
+        "hourly mean, last 24 h",
     )
     return markdown_table(headers, table)
+
+
+def _trends(
+    conn: psycopg.Connection, ops: list[str], partition_start: datetime
+) -> dict[str, list[float]]:
+    window = {
+        "ops": ops,
+        "start": partition_start - timedelta(hours=23),
+        "end": partition_start + timedelta(hours=1),
+    }
+    trends: dict[str, list[float]] = {}
+    for op, _hour, mean in conn.execute(query("detection", "rollup_trend"), window):
+        trends.setdefault(str(op), []).append(float(mean))
+    return trends
 
 
 def baselines_markdown(conn: psycopg.Connection) -> str:

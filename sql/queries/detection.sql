@@ -33,8 +33,8 @@ GROUP BY operation_type;
 -- name: set_statement_timeout
 SELECT set_config('statement_timeout', %(timeout)s, true);
 
--- name: active_baseline
-SELECT p50_ms, p95_ms, p99_ms, mean_ms FROM alert_delivery.baselines WHERE operation_type = %(op)s;
+-- name: active_baselines
+SELECT operation_type, p50_ms, p95_ms, p99_ms, mean_ms FROM alert_delivery.baselines;
 
 -- name: upsert_baseline
 INSERT INTO alert_delivery.baselines AS b (operation_type, p50_ms, p95_ms, p99_ms, mean_ms,
@@ -228,3 +228,8 @@ ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'WARNING' THEN 1 ELSE 2 END,
 -- name: baseline_table
 SELECT operation_type, samples, p50_ms, p95_ms, p99_ms, mean_ms, stddev_ms
 FROM alert_delivery.baselines ORDER BY operation_type;
+
+-- name: rollup_trend
+SELECT operation_type, hour, mean_ms FROM alert_delivery.metric_rollups_hourly
+WHERE operation_type = ANY(%(ops)s) AND hour >= %(start)s AND hour < %(end)s
+ORDER BY operation_type, hour;
