@@ -24,7 +24,7 @@ from alert_delivery.delivery.secrets import Vault, load_vault
 from alert_delivery.delivery.sender import Sender, SenderConfig
 from alert_delivery.delivery.signing import signature_header
 from alert_delivery.delivery.smtp import send_email
-from alert_delivery.delivery.ssrf import announce_allow_list, check_url
+from alert_delivery.delivery.ssrf import announce_allow_list, check_url, needs_dns
 from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
 from alert_delivery.errors import AlertDeliveryError
 
@@ -113,6 +113,7 @@ class Engine:
         self.run_id = run_id
         self.stopping = False
         self._slots = asyncio.Semaphore(config.sender.concurrency)
+        self._checked: set[str] = set()
         self._targets: dict[tuple[str | None, str | None], tuple[str | None, list[str]]] = {}
 
     @classmethod
@@ -144,6 +145,7 @@ class Engine:
             worker_id=self.worker_id,
             lease_s=self.config.lease_s,
             min_age_s=min_age_s,
+            cooldown_s=self.config.breaker_cooldown_s,
         )
 
     async def process(self, rows: Sequence[Claimed]) -> BatchResult:
@@ -154,7 +156,7 @@ class Engine:
         result.first_id, result.last_id = rows[0].delivery_id, rows[-1].delivery_id
         outcomes: list[Outcome] = []
         sendable = self._drop_disabled(rows, outcomes)
-        granted = await self._permit(sendable, outcomes)
+        granted = self._permit(sendable, outcomes)
         attempts = await asyncio.gather(*(self._attempt(row) for row in granted))
         await self._deliver_inboxes(granted, attempts)
         health: dict[int, HealthDelta] = defaultdict(HealthDelta)
@@ -220,37 +222,38 @@ class Engine:
                 )
         return keep
 
-    async def _permit(self, rows: list[Claimed], outcomes: list[Outcome]) -> list[Claimed]:
-        """Ask the shared breaker and bucket; rows over the limit are deferred, never dropped."""
+    def _permit(self, rows: list[Claimed], outcomes: list[Outcome]) -> list[Claimed]:
+        """Apply the claim's breaker/bucket permits: rows over them are deferred, never dropped."""
         by_webhook: dict[int, list[Claimed]] = defaultdict(list)
         for row in rows:
             by_webhook[row.webhook_id].append(row)
-        if not by_webhook:
-            return []
-        permits = await store.acquire(
-            self.conn,
-            {w: (len(rs), rs[0].rate_limit_per_s) for w, rs in by_webhook.items()},
-            cooldown_s=self.config.breaker_cooldown_s,
-            probe_lease_s=self.config.lease_s,
-        )
         granted: list[Claimed] = []
         for webhook_id, group in by_webhook.items():
-            permit = permits[webhook_id]
-            granted.extend(group[: permit.granted])
-            rate = group[0].rate_limit_per_s
-            for i, row in enumerate(group[permit.granted :]):
+            allowed, wait, rate = group[0].granted, group[0].wait_s, group[0].rate_limit_per_s
+            granted.extend(group[:allowed])
+            for i, row in enumerate(group[allowed:]):
                 outcomes.append(
                     Outcome(
                         row.delivery_id,
                         webhook_id,
                         "pending",
-                        permit.wait_s + i / rate,
+                        wait + i / rate,
                         "deferred",
                         counted=False,
                     )
                 )
         granted.sort(key=lambda r: r.delivery_id)
         return granted
+
+    def _check(self, url: str) -> None:
+        """The SSRF check before every attempt; a verdict that needed no DNS is remembered,
+        because re-parsing the same string gives the same answer (DNS is re-checked anyway,
+        at connect time, by the resolver)."""
+        if url in self._checked:
+            return
+        check_url(url, self.settings.allowed_targets)
+        if not needs_dns(url):
+            self._checked.add(url)
 
     def _target(self, row: Claimed) -> tuple[str | None, list[str]]:
         key = (row.url_token, row.secret_token)
@@ -281,7 +284,7 @@ class Engine:
                     )
                 if row.kind not in HTTP_KINDS or not url:
                     return Attempt(Verdict.PERMANENT, error=f"cannot deliver kind {row.kind}")
-                check_url(url, self.settings.allowed_targets)
+                self._check(url)
                 body = serialise(row, secrets)
             except AlertDeliveryError as exc:
                 return Attempt(Verdict.PERMANENT, error=str(exc))

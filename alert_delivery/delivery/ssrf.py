@@ -20,7 +20,6 @@ from alert_delivery.errors import TargetForbidden
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?)+$", re.IGNORECASE)
-_announced = False
 
 
 def redact_url(url: str) -> str:
@@ -88,10 +87,8 @@ def check_address(addr: IPAddress, allowed: Sequence[IPNetwork], *, host: str) -
 
 
 def announce_allow_list(allowed: Sequence[IPNetwork]) -> None:
-    """Say once per process, on stderr, that the guard is relaxed and for what."""
-    global _announced
-    if allowed and not _announced:
-        _announced = True
+    """Say on stderr that the guard is relaxed, and for what (per engine, command, registration)."""
+    if allowed:
         nets = ", ".join(str(n) for n in allowed)
         sys.stderr.write(
             f"alert-delivery: WARNING: SSRF allow-list in effect, deliveries may reach {nets} "
@@ -139,6 +136,13 @@ def check_url(
         raise TargetForbidden(
             f"URL {shown}: plain {insecure} only for ALERT_DELIVERY_ALLOWED_TARGETS; use {secure}"
         )
+
+
+def needs_dns(url: str) -> bool:
+    """Whether ``check_url`` resolves this URL (plain http to a host name), so its verdict
+    can change between calls."""
+    parts = urlsplit(url)
+    return parts.scheme != "https" and parse_ip(parts.hostname or "") is None
 
 
 def resolve_host(host: str, port: int) -> list[IPAddress]:

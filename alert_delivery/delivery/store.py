@@ -30,12 +30,10 @@ class Claimed:
     rate_limit_per_s: float
     retry_schedule_s: list[int] | None
     active: bool
-
-
-@dataclass(frozen=True)
-class Permit:
-    granted: int
-    wait_s: float
+    granted: int = 1_000_000
+    """How many rows of this webhook the breaker and bucket let through in this claim."""
+    wait_s: float = 0.0
+    """When the rows over ``granted`` should come back (next token, breaker half-open)."""
 
 
 @dataclass
@@ -70,42 +68,25 @@ async def claim(
     worker_id: str,
     lease_s: float,
     min_age_s: float = 0.0,
+    cooldown_s: float = 60.0,
 ) -> list[Claimed]:
+    """Lease up to ``limit`` due rows; each carries its webhook's permit from the same statement."""
     cur = await conn.execute(
         query("delivery", "claim"),
-        {"limit": limit, "worker_id": worker_id, "lease_s": lease_s, "min_age_s": min_age_s},
+        {
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease_s": lease_s,
+            "min_age_s": min_age_s,
+            "cooldown_s": cooldown_s,
+        },
     )
     rows = await cur.fetchall()
     claimed = [Claimed(*row) for row in rows]
     for row in claimed:
         if isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
-    claimed.sort(key=lambda c: c.delivery_id)
     return claimed
-
-
-async def acquire(
-    conn: psycopg.AsyncConnection[Any],
-    wanted: dict[int, tuple[int, float]],
-    *,
-    cooldown_s: float,
-    probe_lease_s: float,
-) -> dict[int, Permit]:
-    """Breaker + token bucket permits per webhook: ``wanted[id] = (rows, rate per second)``."""
-    ids = sorted(wanted)
-    cur = await conn.execute(
-        query("delivery", "acquire"),
-        {
-            "webhook_ids": ids,
-            "wanted": [wanted[i][0] for i in ids],
-            "rates": [wanted[i][1] for i in ids],
-            "cooldown_s": cooldown_s,
-            "probe_lease_s": probe_lease_s,
-        },
-    )
-    permits = {int(r[0]): Permit(int(r[1]), float(r[2])) for r in await cur.fetchall()}
-    # A webhook without a health row (inserted behind the trigger's back) is not throttled.
-    return {i: permits.get(i, Permit(wanted[i][0], 0.0)) for i in ids}
 
 
 def _p95(values: list[float]) -> float | None:

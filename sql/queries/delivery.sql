@@ -2,33 +2,37 @@
 -- partial index delivery_queue_due serves new work, retries and expired leases alike.
 
 -- name: claim
-WITH due AS (
-    SELECT delivery_id
-    FROM alert_delivery.delivery_queue
-    WHERE status IN ('pending', 'in_flight')
-      AND next_attempt_at <= now() - make_interval(secs => %(min_age_s)s)
-    ORDER BY next_attempt_at
+-- Claim due rows (new work, retries, expired leases) and, in the same statement, ask each
+-- webhook's breaker and token bucket (shared by every process through webhook_health) how many
+-- of its rows may be sent now; the engine defers the rest. Health rows are locked in webhook_id
+-- order, as record does, so two claimers never deadlock.
+WITH cfg AS (
+    -- A claim lost in a server crash only leaves its rows due again, so its commit need not wait
+    -- for the WAL flush; outcomes (record) stay synchronous.
+    SELECT set_config('synchronous_commit', 'off', true) AS sync
+), due AS (
+    SELECT q.delivery_id
+    FROM alert_delivery.delivery_queue q, cfg
+    WHERE q.status IN ('pending', 'in_flight')
+      AND q.next_attempt_at <= now() - make_interval(secs => %(min_age_s)s)
+    ORDER BY q.next_attempt_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE alert_delivery.delivery_queue q
-SET status = 'in_flight',
-    leased_until = now() + make_interval(secs => %(lease_s)s),
-    next_attempt_at = now() + make_interval(secs => %(lease_s)s),
-    leased_by = %(worker_id)s,
-    updated_at = now()
-FROM due, alert_delivery.webhooks w
-WHERE q.delivery_id = due.delivery_id AND w.webhook_id = q.webhook_id
-RETURNING q.delivery_id, q.message_id::text, q.alert_id, q.webhook_id, q.event, q.payload,
-          q.attempts, w.kind, w.name, w.url_encrypted, w.url_redacted, w.secret_encrypted,
-          w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active
-
--- name: acquire
--- Breaker and token bucket for every webhook of a batch, in one statement, shared by every
--- process: rows are locked in webhook_id order so two claimers never deadlock.
-WITH req AS (
-    SELECT * FROM unnest(%(webhook_ids)s::bigint[], %(wanted)s::int[], %(rates)s::float8[])
-        AS r(webhook_id, wanted, rate)
+    FOR UPDATE OF q SKIP LOCKED
+), claimed AS (
+    UPDATE alert_delivery.delivery_queue q
+    SET status = 'in_flight',
+        leased_until = now() + make_interval(secs => %(lease_s)s),
+        next_attempt_at = now() + make_interval(secs => %(lease_s)s),
+        leased_by = %(worker_id)s,
+        updated_at = now()
+    FROM due, alert_delivery.webhooks w
+    WHERE q.delivery_id = due.delivery_id AND w.webhook_id = q.webhook_id
+    RETURNING q.delivery_id, q.message_id::text AS message_id, q.alert_id, q.webhook_id,
+              q.event, q.payload, q.attempts, w.kind, w.name, w.url_encrypted, w.url_redacted,
+              w.secret_encrypted, w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active
+), req AS (
+    SELECT webhook_id, count(*)::int AS wanted, max(rate_limit_per_s) AS rate
+    FROM claimed WHERE active GROUP BY webhook_id
 ), cur AS (
     SELECT h.webhook_id, r.wanted, r.rate, h.breaker_state, h.breaker_opened_at,
            h.probe_leased_until,
@@ -48,26 +52,34 @@ WITH req AS (
                 WHEN probe_ok THEN greatest(0, least(1, floor(avail)::int))
                 ELSE 0 END AS granted
     FROM cur
+), permit AS (
+    UPDATE alert_delivery.webhook_health h
+    SET tokens = g.avail - g.granted,
+        tokens_at = now(),
+        breaker_state = CASE WHEN g.probe_ok AND g.granted > 0 THEN 'half_open'
+                             ELSE h.breaker_state END,
+        probe_leased_until = CASE WHEN g.probe_ok AND g.granted > 0
+                                  THEN now() + make_interval(secs => %(lease_s)s)
+                                  ELSE h.probe_leased_until END,
+        updated_at = now()
+    FROM grant_ g
+    WHERE h.webhook_id = g.webhook_id
+    RETURNING h.webhook_id, g.granted,
+        CASE WHEN g.breaker_state = 'closed' OR g.probe_ok
+                 THEN greatest(0.0, (1.0 - (g.avail - g.granted)) / g.rate)
+             WHEN g.breaker_state = 'open'
+                 THEN greatest(0.0, extract(epoch FROM g.breaker_opened_at
+                                    + make_interval(secs => %(cooldown_s)s) - now()))::float8
+             ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
+        END AS wait_s
 )
-UPDATE alert_delivery.webhook_health h
-SET tokens = g.avail - g.granted,
-    tokens_at = now(),
-    breaker_state = CASE WHEN g.probe_ok AND g.granted > 0 THEN 'half_open' ELSE h.breaker_state END,
-    probe_leased_until = CASE WHEN g.probe_ok AND g.granted > 0
-                              THEN now() + make_interval(secs => %(probe_lease_s)s)
-                              ELSE h.probe_leased_until END,
-    updated_at = now()
-FROM grant_ g
-WHERE h.webhook_id = g.webhook_id
-RETURNING h.webhook_id, g.granted,
-    CASE WHEN g.breaker_state = 'closed' OR g.probe_ok
-             THEN greatest(0.0, (1.0 - (g.avail - g.granted)) / g.rate)
-         WHEN g.breaker_state = 'open'
-             THEN greatest(0.0, extract(epoch FROM g.breaker_opened_at
-                                + make_interval(secs => %(cooldown_s)s) - now()))::float8
-         ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
-    END AS wait_s,
-    g.breaker_state = 'closed' AS breaker_closed
+SELECT c.delivery_id, c.message_id, c.alert_id, c.webhook_id, c.event, c.payload, c.attempts,
+       c.kind, c.name, c.url_encrypted, c.url_redacted, c.secret_encrypted, c.config,
+       c.rate_limit_per_s, c.retry_schedule_s, c.active,
+       coalesce(p.granted, 1000000) AS granted, coalesce(p.wait_s, 0.0) AS wait_s
+FROM claimed c
+LEFT JOIN permit p USING (webhook_id)
+ORDER BY c.delivery_id
 
 -- name: record
 -- Outcome, log row and health counters of a whole batch in ONE statement. Only rows still leased

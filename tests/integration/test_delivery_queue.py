@@ -37,7 +37,7 @@ def test_claim_uses_the_due_index(
             str(r[0])
             for r in conn.execute(
                 b"EXPLAIN " + query("delivery", "claim").encode(),
-                {"limit": 100, "worker_id": "x", "lease_s": 30, "min_age_s": 0},
+                {"limit": 100, "worker_id": "x", "lease_s": 30, "min_age_s": 0, "cooldown_s": 60},
             ).fetchall()
         )
     assert "delivery_queue_due" in plan, plan

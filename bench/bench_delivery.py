@@ -1,0 +1,280 @@
+"""Delivery benchmarks: engine throughput vs a bare aiohttp loop, and worker latency.
+
+A minimal uvicorn ASGI receiver runs in its own process on 127.0.0.1 and records, per
+``webhook-id``, when each request arrived. Throughput: 10,000 durable deliveries over 50 webhooks,
+every attempt logged, against a bare aiohttp loop posting the same body to the same receiver.
+Latency: a worker process, 200 alerts/s offered, each one a committed INSERT + NOTIFY; latency is
+the time from just before COMMIT to the request's arrival at the receiver.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import psycopg
+from cryptography.fernet import Fernet
+
+from alert_delivery.config import load_settings
+from alert_delivery.delivery.engine import Engine, EngineConfig, drain
+from alert_delivery.delivery.registry import add_webhook
+from bench.common import BenchContext, BenchRow, percentile
+
+N_DELIVERIES = 10_000
+N_WEBHOOKS = 50
+LATENCY_RATE = 200
+LATENCY_SECONDS = 10
+BODY = {"text": "x" * 200, "severity": "WARNING", "operation": "merge"}
+
+RECEIVER = """
+import json, time
+seen = {}
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            await send({"type": msg["type"] + ".complete"})
+            if msg["type"] == "lifespan.shutdown":
+                return
+    more = True
+    while more:
+        msg = await receive()
+        more = msg.get("more_body", False)
+    now = time.time()
+    body = b"ok"
+    if scope["path"] == "/stats":
+        body = json.dumps(seen).encode()
+        seen.clear()
+    else:
+        for k, v in scope["headers"]:
+            if k == b"webhook-id":
+                seen[v.decode()] = now
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_receiver(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    (tmp / "bench_receiver.py").write_text(RECEIVER)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench_receiver:app",
+            "--app-dir",
+            str(tmp),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("receiver did not start")
+
+
+def _stats(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as resp:
+        data: dict[str, float] = json.loads(resp.read())
+    return data
+
+
+def _register(db_url: str, port: int, settings_env: dict[str, str], n: int) -> list[int]:
+    settings = load_settings(settings_env)
+    return [
+        add_webhook(
+            db_url,
+            name=f"bench-{i}",
+            kind="webhook",
+            url=f"http://127.0.0.1:{port}/hook/{i}",
+            settings=settings,
+            rate_limit_per_s=1_000_000.0,
+        ).webhook_id
+        for i in range(n)
+    ]
+
+
+def _bench_throughput(db_url: str, port: int, env: dict[str, str]) -> list[BenchRow]:
+    hooks = _register(db_url, port, env, N_WEBHOOKS)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alert_delivery.delivery_queue (webhook_id, event, seq, payload)"
+            " SELECT (%s::bigint[])[1 + g %% %s], 'trigger', g,"
+            " %s::jsonb || jsonb_build_object('n', g)"
+            " FROM generate_series(1, %s) g",
+            (hooks, len(hooks), json.dumps(BODY), N_DELIVERIES),
+        )
+        conn.execute("ANALYZE alert_delivery.delivery_queue")
+    settings = load_settings(env)
+
+    async def engine_run() -> tuple[float, int]:
+        engine = await Engine.open(
+            db_url, worker_id="bench", config=EngineConfig(), settings=settings
+        )
+        try:
+            started = time.perf_counter()
+            results = await asyncio.gather(
+                *(drain(engine, limit=N_DELIVERIES, batch_size=250) for _ in range(3))
+            )
+            return time.perf_counter() - started, sum(r.delivered for r in results)
+        finally:
+            await engine.close()
+
+    seconds, delivered = asyncio.run(engine_run())
+    _stats(port)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM alert_delivery.delivery_log WHERE event = 'delivered'"
+        ).fetchone()
+    logged = int(row[0]) if row else 0
+
+    async def bare() -> float:
+        body = json.dumps(BODY).encode()
+        connector = aiohttp.TCPConnector(limit=50)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(N_DELIVERIES):
+                queue.put_nowait(i)
+
+            async def loop() -> None:
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    async with session.post(
+                        f"http://127.0.0.1:{port}/hook/{i % N_WEBHOOKS}",
+                        data=body,
+                        headers={"webhook-id": f"bare{i}"},
+                    ) as resp:
+                        await resp.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(50)))
+            return time.perf_counter() - started
+
+    bare_seconds = asyncio.run(bare())
+    _stats(port)
+    engine_rate, bare_rate = delivered / seconds, N_DELIVERIES / bare_seconds
+    share = engine_rate / bare_rate
+    return [
+        BenchRow(
+            f"delivery: engine, {N_WEBHOOKS} webhooks, logged",
+            delivered,
+            seconds,
+            target=">= 4,000/s and >= 75 % of bare",
+            met=engine_rate >= 4000 and share >= 0.75 and logged == N_DELIVERIES,
+            note=f"{share:.0%} of bare, {logged} log rows",
+        ),
+        BenchRow("delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds),
+    ]
+
+
+def _bench_worker_latency(db_url: str, port: int, env: dict[str, str]) -> BenchRow:
+    [hook] = _register(db_url, port, env, 1)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alert_delivery",
+            "worker",
+            "--id",
+            "bench-worker",
+            "--poll-interval",
+            "1",
+        ],
+        env={**os.environ, **env, "ALERT_DELIVERY_DATABASE_URL": db_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    committed: dict[str, float] = {}
+    try:
+        with psycopg.connect(db_url) as conn:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT count(*) FROM alert_delivery.workers WHERE stopped_at IS NULL"
+                ).fetchone()
+                conn.commit()
+                if row and row[0]:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+            total = LATENCY_RATE * LATENCY_SECONDS
+            start = time.perf_counter()
+            for i in range(total):
+                due = start + i / LATENCY_RATE
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                row = conn.execute(
+                    "INSERT INTO alert_delivery.delivery_queue (webhook_id, event, seq, payload)"
+                    " VALUES (%s, 'trigger', %s, %s) RETURNING delivery_id, message_id::text",
+                    (hook, i, json.dumps({**BODY, "n": i})),
+                ).fetchone()
+                assert row is not None
+                conn.execute("SELECT pg_notify('alert_delivery_queue', %s)", (str(row[0]),))
+                committed[row[1]] = time.time()
+                conn.commit()
+            time.sleep(1.0)
+        received = _stats(port)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    latencies = [(received[m] - t) * 1000.0 for m, t in committed.items() if m in received]
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    return BenchRow(
+        f"delivery: worker latency @ {LATENCY_RATE}/s",
+        len(latencies),
+        float(LATENCY_SECONDS),
+        latencies_ms=latencies,
+        target="p50 <= 2 ms, p99 <= 5 ms",
+        met=len(latencies) == len(committed) and p50 <= 2.0 and p99 <= 5.0,
+        note=f"{len(committed) - len(latencies)} lost" if len(latencies) < len(committed) else "",
+    )
+
+
+def run(ctx: BenchContext) -> list[BenchRow]:
+    env = {
+        "ALERT_DELIVERY_SECRET_KEYS": Fernet.generate_key().decode(),
+        "ALERT_DELIVERY_ALLOWED_TARGETS": "127.0.0.1/32",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        env["ALERT_DELIVERY_HOME"] = tmp
+        receiver, port = _start_receiver(Path(tmp))
+        try:
+            rows = _bench_throughput(ctx.fresh_database(), port, env)
+            rows.append(_bench_worker_latency(ctx.fresh_database(), port, env))
+        finally:
+            receiver.terminate()
+            receiver.wait(10)
+    return rows
