@@ -1,0 +1,109 @@
+"""The worker in-process (polling fallback, NOTIFY wake-up, heartbeat) and the migration."""
+
+import asyncio
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+from alert_delivery.config import Settings
+from alert_delivery.db.migrations import upgrade
+from alert_delivery.db.queries import sql_dir
+from alert_delivery.delivery.engine import deliver_batch
+from alert_delivery.delivery.registry import add_webhook
+from alert_delivery.worker import Worker, WorkerOptions
+from tests.support.delivery import FAST, delivery_env, enqueue, queue_rows
+from tests.support.receivers import Receiver, serve
+
+__all__ = ["delivery_env"]
+
+
+class Running:
+    """A Worker on its own event loop in a thread, stopped like SIGTERM would."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self.worker.run())
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.worker.stop)
+        self.thread.join(20)
+        self.loop.close()
+
+
+def test_worker_delivers_on_notify_and_by_polling_and_keeps_a_heartbeat(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    with serve(Receiver()) as rx:
+        hook = add_webhook(db_url, name="w", kind="webhook", url=rx.url, settings=delivery_env)
+        worker = Worker(
+            db_url,
+            worker_id="inproc",
+            config=FAST,
+            settings=delivery_env,
+            options=WorkerOptions(poll_interval_s=0.3, heartbeat_s=0.2),
+        )
+        with Running(worker):
+            enqueue(conn, hook.webhook_id, [{"n": 1}], notify=True)
+            rx.wait_for(1, timeout_s=5)
+            enqueue(conn, hook.webhook_id, [{"n": 2}], notify=False)
+            rx.wait_for(2, timeout_s=5)
+            time.sleep(0.5)
+            beat = conn.execute(
+                "SELECT stopped_at IS NULL, heartbeat_at > now() - interval '2 s', delivered"
+                " FROM alert_delivery.workers WHERE worker_id = 'inproc'"
+            ).fetchone()
+            assert beat is not None and beat[0] and beat[1]
+    row = conn.execute(
+        "SELECT stopped_at IS NOT NULL, delivered FROM alert_delivery.workers"
+    ).fetchone()
+    assert row == (True, 2)
+    assert {r["status"] for r in queue_rows(conn).values()} == {"delivered"}
+
+
+def test_oversized_payload_is_dead_not_sent(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    with serve(Receiver()) as rx:
+        hook = add_webhook(db_url, name="big", kind="webhook", url=rx.url, settings=delivery_env)
+        [did] = enqueue(conn, hook.webhook_id, [{"blob": "x" * 300_000}])
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        assert rx.requests == []
+    assert result.dead == 1
+    assert "exceeds the cap" in queue_rows(conn)[did]["last_error"]
+
+
+def test_dashboard_views_answer(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    hook = add_webhook(
+        db_url, name="v", kind="webhook", url="http://127.0.0.1:9/v", settings=delivery_env
+    )
+    enqueue(conn, hook.webhook_id, [{"n": 1}])
+    assert conn.execute("SELECT status, row_count FROM alert_delivery.queue_health").fetchall() == [
+        ("pending", 1)
+    ]
+    perf = conn.execute("SELECT name, breaker_state FROM alert_delivery.webhook_performance")
+    assert perf.fetchall() == [("v", "closed")]
+    conn.execute("UPDATE alert_delivery.webhooks SET active = false")
+    assert conn.execute("SELECT name FROM alert_delivery.degraded_webhooks").fetchall() == [("v",)]
+
+
+def test_migration_applies_on_top_of_0001_alone(empty_db_url: str, tmp_path: Path) -> None:
+    for name in ("0001_data_model.sql", "0004_delivery.sql"):
+        shutil.copy(sql_dir() / "migrations" / name, tmp_path / name)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        assert [m.version for m in upgrade(conn, tmp_path)] == [1, 4]
+        conn.execute("INSERT INTO alert_delivery.webhooks (name, kind) VALUES ('x', 'inbox')")
+        health = conn.execute("SELECT count(*) FROM alert_delivery.webhook_health").fetchone()
+        assert health == (1,), "the trigger gives every webhook a health row"
