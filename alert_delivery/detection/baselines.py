@@ -44,9 +44,9 @@ class BaselineRun:
 
     @property
     def status(self) -> str:
-        if self.failed and not self.updated:
-            return "failed"
-        return "partial" if self.failed or self.skipped else "succeeded"
+        if not (self.failed or self.skipped):
+            return "succeeded"
+        return "partial" if self.updated else "failed"
 
 
 def validate_stats(stats: BaselineStats) -> str | None:

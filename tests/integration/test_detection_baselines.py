@@ -142,3 +142,18 @@ def test_window_outside_range_is_refused_before_touching_data(conn: psycopg.Conn
     with pytest.raises(InvalidInput, match="between 1 and 365"):
         recalculate_baselines(conn, window_end=NOW, settings=BaselineSettings(window_days=400))
     assert conn.execute(b"SELECT count(*) FROM alert_delivery.baseline_runs").fetchone() == (0,)
+
+
+def test_budget_spent_while_computing_statistics_skips_everything(
+    conn: psycopg.Connection,
+) -> None:
+    load(conn, hours=8 * 24, rows_per_hour=60, operations=OPS)
+    # Reads: start 0, then 59.999 when the statistics query starts, leaving it 1 ms.
+    reads = iter([0.0, 59.999])
+    run = recalculate_baselines(conn, window_end=NOW, clock=lambda: next(reads, 60.0))
+    assert run.updated == [] and sorted(run.skipped) == sorted(OPS)
+    assert run.status == "failed"
+    assert "time budget of 60 s used up" in run.errors[0]["reason"]
+    assert baselines(conn) == {}
+    # The timeout was local to the statistics query.
+    assert conn.execute(b"SHOW statement_timeout").fetchone() == ("0",)

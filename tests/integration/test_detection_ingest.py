@@ -168,3 +168,40 @@ def test_cli_exit_codes_and_report(
     assert "loaded 1 rows, rejected 0" in capsys.readouterr().out
     with psycopg.connect(db_url) as check:
         assert count(check) == 4
+
+
+def test_escapes_and_unicode_survive_copy(conn: psycopg.Connection, tmp_path: Path) -> None:
+    attrs = {"path": "C:\\repo\tx", "msg": "line1\nline2", "name": "café", "quote": '"q"'}
+    lines = [
+        json.dumps(
+            {
+                "operation_type": "merge\\x",
+                "duration_ms": 1e-05,
+                "recorded_at": OK_TS,
+                "attributes": attrs,
+            }
+        ),
+        json.dumps(
+            {
+                "operation_type": "merge",
+                "duration_ms": 2,
+                "recorded_at": OK_TS,
+                "attributes": json.dumps(attrs),
+            }
+        ),
+        json.dumps({"operation_type": "merge\u0000", "duration_ms": 2, "recorded_at": OK_TS}),
+        json.dumps({"operation_type": "merge", "duration_ms": 2, "recorded_at": "2026-03-10"}),
+    ]
+    report = load_file(conn, write(tmp_path, "e.ndjson", lines))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (3, "operation_type contains a NUL character")
+    ]
+    rows = conn.execute(
+        b"SELECT operation_type, duration_ms, attributes, recorded_at"
+        b" FROM alert_delivery.performance_metrics ORDER BY metric_id"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows[:2]] == [
+        ("merge\\x", 1e-05, attrs),
+        ("merge", 2.0, attrs),
+    ]
+    assert rows[2][2] == {} and rows[2][3] == datetime(2026, 3, 10, tzinfo=UTC)

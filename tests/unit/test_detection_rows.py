@@ -60,6 +60,9 @@ def test_up_to_five_minutes_ahead_is_clock_skew_not_an_error() -> None:
         ({"attributes": "{not json"}, "attributes is not valid JSON"),
         ({"attributes": "[1, 2]"}, "attributes is not a JSON object"),
         ({"status": 3}, "status is not text"),
+        ({"operation_type": "mer\x00ge"}, "operation_type contains a NUL character"),
+        ({"attributes": '{"a": NaN}'}, "attributes is not valid JSON"),
+        ({"attributes": '{"a": "\\u0000"}'}, "attributes holds a character PostgreSQL cannot"),
     ],
 )
 def test_bad_rows_are_refused_with_a_reason(change: dict[str, object], reason: str) -> None:
