@@ -12,6 +12,7 @@ from alert_delivery.delivery.registry import (
     list_webhooks,
     parse_config,
     remove_webhook,
+    rotate_signing_secret,
     set_active,
 )
 from alert_delivery.errors import InvalidInput
@@ -35,6 +36,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add.add_argument("--rate-limit", type=float, default=10.0, help="requests/s (10)")
     add.add_argument("--retry-schedule", help="comma-separated seconds, e.g. 5,30,120")
     add.set_defaults(handler=handle_add)
+    rot = s.add_parser(
+        "rotate-secret", help="sign with a new secret (and the old one until --finish)"
+    )
+    rot.add_argument("name")
+    rot.add_argument("--secret", help="the new whsec_ secret (generated when omitted)")
+    rot.add_argument("--finish", action="store_true", help="stop signing with the old secret")
+    rot.set_defaults(handler=handle_rotate_secret)
     ls = s.add_parser("list", help="list targets (URLs redacted)")
     ls.set_defaults(handler=handle_list)
     for action, helptext in (
@@ -103,6 +111,19 @@ def handle_test(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.name}: failed: {attempt.error or attempt.status}", file=sys.stderr)
     return 1
+
+
+def handle_rotate_secret(args: argparse.Namespace) -> int:
+    generated = rotate_signing_secret(
+        resolve_database_url(), args.name, new_secret=args.secret, finish=args.finish
+    )
+    if args.finish:
+        print(f"{args.name}: signing with the newest secret only")
+    else:
+        print(f"{args.name}: signing with the new and the previous secret (until --finish)")
+    if generated:
+        print(f"new signing secret (shown once, store it now): {generated}", file=sys.stderr)
+    return 0
 
 
 def handle_disable(args: argparse.Namespace) -> int:

@@ -211,3 +211,46 @@ def parse_config(text: str | None, *, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput("must be a JSON object", where=where)
     return value
+
+
+def rotate_signing_secret(
+    db_url: str,
+    name: str,
+    *,
+    new_secret: str | None = None,
+    finish: bool = False,
+    settings: Settings | None = None,
+) -> str | None:
+    """Start a rotation (new secret first, the previous one still signs) or ``finish`` it.
+
+    Returns the new secret when one was generated, to be shown once.
+    """
+    vault = load_vault(settings or load_settings())
+    with connect(db_url) as conn:
+        webhook_id = webhook_id_by_name(conn, name)
+        row = conn.execute(
+            "SELECT kind, secret_encrypted FROM alert_delivery.webhooks WHERE webhook_id = %s"
+            " FOR UPDATE",
+            (webhook_id,),
+        ).fetchone()
+        assert row is not None
+        kind, token = row
+        if kind not in ("slack", "mattermost", "webhook"):
+            raise InvalidInput(f"kind {kind} has no signing secret to rotate", where="NAME")
+        current = split_secrets(vault.decrypt(token)) if token else []
+        generated = None
+        if finish:
+            secrets = current[:1]
+        else:
+            if new_secret:
+                validate_secret(new_secret)
+            else:
+                new_secret = generated = generate_secret()
+            secrets = [new_secret, *current[:1]]
+        conn.execute(
+            "UPDATE alert_delivery.webhooks SET secret_encrypted = %s, key_id = %s,"
+            " updated_at = now() WHERE webhook_id = %s",
+            (vault.encrypt(" ".join(secrets)), vault.primary_key_id, webhook_id),
+        )
+        conn.commit()
+    return generated

@@ -182,3 +182,28 @@ def test_connection_refused_retries_then_dead_letters(
     assert row["status"] == "dead" and row["attempts"] == 2
     assert "connection failed" in row["last_error"] and "retries exhausted" in row["last_error"]
     assert str(closed_port) not in row["last_error"]
+
+
+def test_signing_secret_rotation_sends_both_signatures_until_finished(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    from alert_delivery.delivery.registry import rotate_signing_secret
+
+    with serve(Receiver()) as rx:
+        webhook_id, old = _hook(db_url, delivery_env, rx.url)
+        name = conn.execute(
+            "SELECT name FROM alert_delivery.webhooks WHERE webhook_id = %s", (webhook_id,)
+        ).fetchone()[0]  # type: ignore[index]
+        new = rotate_signing_secret(db_url, name, settings=delivery_env)
+        assert new and old and new != old
+        enqueue(conn, webhook_id, [{"n": 1}])
+        deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        rotate_signing_secret(db_url, name, finish=True, settings=delivery_env)
+        enqueue(conn, webhook_id, [{"n": 2}])
+        deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        during, after = rx.wait_for(2)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(during.body, during.headers) == {"n": 1}
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(new).verify(after.body, after.headers) == {"n": 2}
