@@ -1,7 +1,8 @@
 """Prometheus exporter: `/metrics` computed from the database on every scrape.
 
 Two SQL queries per scrape (``exporter_gauges`` and ``exporter_latency_histogram`` in
-``sql/queries/operations.sql``); PostgreSQL does the aggregation, Python only relabels the rows.
+``sql/queries/operations.sql``); PostgreSQL does the aggregation, Python only relabels the rows
+and adds each new latency window to running totals (see ``operations/latency_totals.py``).
 Labels carry webhook *names*: a webhook URL never reaches the exposition.
 """
 
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from alert_delivery.db import connect, query
 from alert_delivery.errors import AlertDeliveryError
+from alert_delivery.operations.latency_totals import LatencyTotals
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +71,19 @@ def _gauge_families(rows: Iterable[tuple[str, dict[str, str], float]]) -> list[M
     return list(families.values())
 
 
-def _latency_family(
-    rows: Iterable[tuple[str, list[float], list[float], float, float | None]],
-) -> HistogramMetricFamily:
+def _latency_family(totals: LatencyTotals) -> HistogramMetricFamily:
     family = HistogramMetricFamily(
         PREFIX + "attempt_latency_seconds",
         "Latency of delivery attempts (delivery_log rows that carry a latency).",
         labels=["webhook"],
     )
-    for webhook, bounds_ms, cumulative, total, sum_ms in rows:
+    for webhook, series in totals.snapshot():
         buckets = [
-            (_le(bound / 1000.0), count) for bound, count in zip(bounds_ms, cumulative, strict=True)
+            (_le(bound / 1000.0), count)
+            for bound, count in zip(series.bounds_ms, series.cumulative, strict=True)
         ]
-        buckets.append(("+Inf", total))
-        family.add_metric([webhook], buckets, (sum_ms or 0.0) / 1000.0)
+        buckets.append(("+Inf", series.total))
+        family.add_metric([webhook], buckets, series.sum_ms / 1000.0)
     return family
 
 
@@ -102,8 +103,11 @@ class DatabaseCollector(Collector):
     ``alert_delivery_database_up 0``, so Prometheus can alert on it instead of on a scrape error.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, settle_s: float = 30.0) -> None:
         self._url = database_url
+        # How far the latency window trails now(): longer than any transaction writing the log.
+        self._settle_s = settle_s
+        self._latency = LatencyTotals()
 
     def describe(self) -> list[Metric]:
         # Without describe(), registering would call collect() and hit the database.
@@ -115,7 +119,12 @@ class DatabaseCollector(Collector):
         try:
             with connect(self._url, autocommit=True) as conn:
                 gauges = conn.execute(query("operations", "exporter_gauges")).fetchall()
-                latency = conn.execute(query("operations", "exporter_latency_histogram")).fetchall()
+                with self._latency.updating() as totals:
+                    window = conn.execute(
+                        query("operations", "exporter_latency_histogram"),
+                        {"after": totals.after, "settle_s": self._settle_s},
+                    ).fetchall()
+                    totals.add_window(window)
         except (AlertDeliveryError, psycopg.Error) as exc:
             # A failed read must not turn the scrape into an HTTP 500.
             log.warning("exporter: cannot read the database: %s", _first_line(exc))
@@ -125,7 +134,7 @@ class DatabaseCollector(Collector):
         up.add_metric([], 1.0)
         yield up
         yield from _gauge_families(gauges)
-        yield _latency_family(latency)
+        yield _latency_family(self._latency)
         duration = GaugeMetricFamily(
             PREFIX + "scrape_duration_seconds", "Time the exporter spent reading the database."
         )
@@ -133,15 +142,18 @@ class DatabaseCollector(Collector):
         yield duration
 
 
-def build_registry(database_url: str) -> CollectorRegistry:
+def build_registry(database_url: str, *, settle_s: float = 30.0) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(DatabaseCollector(database_url))
+    registry.register(DatabaseCollector(database_url, settle_s=settle_s))
     return registry
 
 
-def serve(database_url: str, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+def serve(
+    database_url: str, host: str, port: int, *, settle_s: float = 30.0
+) -> tuple[WSGIServer, threading.Thread]:
     """Start the exporter's HTTP server in a daemon thread; ``server.shutdown()`` stops it."""
-    return start_http_server(port, addr=host, registry=build_registry(database_url))
+    registry = build_registry(database_url, settle_s=settle_s)
+    return start_http_server(port, addr=host, registry=registry)
 
 
 def start_process_metrics_server(

@@ -56,31 +56,41 @@ GROUP BY st.status, sv.severity
 ORDER BY 1, 2;
 
 -- name: exporter_latency_histogram
+-- Attempts logged in (after, upto], per webhook, as cumulative bucket counts. The exporter adds
+-- each window to totals it keeps, so a scrape reads only the rows since the previous one (an
+-- index range scan on created_at) instead of the whole log; its first scrape reads it all.
+-- upto trails now() by %(settle_s)s seconds because created_at is the writer's transaction start:
+-- a row becomes visible at commit, and the horizon must not pass a transaction still open.
 -- An attempt is a delivery_log row with a latency: the engine logs each attempt once, under its
 -- outcome (delivered, retry_scheduled, dead_lettered); rows without latency are bookkeeping.
--- Cumulative bucket counts per webhook, computed by PostgreSQL in one scan. `bounds_ms` is the
--- single definition of the buckets: the exporter reads it from here, so they cannot drift apart.
-SELECT coalesce(w.name, '(deleted webhook)') AS webhook,
-       '{5,10,25,50,100,250,500,1000,2500,5000,10000}'::float8[] AS bounds_ms,
-       ARRAY[count(*) FILTER (WHERE l.latency_ms <= 5),
-             count(*) FILTER (WHERE l.latency_ms <= 10),
-             count(*) FILTER (WHERE l.latency_ms <= 25),
-             count(*) FILTER (WHERE l.latency_ms <= 50),
-             count(*) FILTER (WHERE l.latency_ms <= 100),
-             count(*) FILTER (WHERE l.latency_ms <= 250),
-             count(*) FILTER (WHERE l.latency_ms <= 500),
-             count(*) FILTER (WHERE l.latency_ms <= 1000),
-             count(*) FILTER (WHERE l.latency_ms <= 2500),
-             count(*) FILTER (WHERE l.latency_ms <= 5000),
-             count(*) FILTER (WHERE l.latency_ms <= 10000)]::float8[] AS cumulative,
-       count(*)::float8 AS total,
-       sum(l.latency_ms)::float8 AS sum_ms
-FROM alert_delivery.delivery_log l
-LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
-WHERE l.event IN ('attempt', 'delivered', 'failed', 'retry_scheduled', 'dead_lettered')
-  AND l.latency_ms IS NOT NULL
-GROUP BY 1
-ORDER BY 1;
+-- `bounds_ms` is the single definition of the buckets: the exporter reads it from here.
+WITH horizon AS (SELECT now() - make_interval(secs => %(settle_s)s) AS upto)
+SELECT h.upto, a.webhook, a.bounds_ms, a.cumulative, a.total, a.sum_ms
+FROM horizon h
+LEFT JOIN LATERAL (
+    SELECT coalesce(w.name, '(deleted webhook)') AS webhook,
+           '{5,10,25,50,100,250,500,1000,2500,5000,10000}'::float8[] AS bounds_ms,
+           ARRAY[count(*) FILTER (WHERE l.latency_ms <= 5),
+                 count(*) FILTER (WHERE l.latency_ms <= 10),
+                 count(*) FILTER (WHERE l.latency_ms <= 25),
+                 count(*) FILTER (WHERE l.latency_ms <= 50),
+                 count(*) FILTER (WHERE l.latency_ms <= 100),
+                 count(*) FILTER (WHERE l.latency_ms <= 250),
+                 count(*) FILTER (WHERE l.latency_ms <= 500),
+                 count(*) FILTER (WHERE l.latency_ms <= 1000),
+                 count(*) FILTER (WHERE l.latency_ms <= 2500),
+                 count(*) FILTER (WHERE l.latency_ms <= 5000),
+                 count(*) FILTER (WHERE l.latency_ms <= 10000)]::float8[] AS cumulative,
+           count(*)::float8 AS total,
+           sum(l.latency_ms)::float8 AS sum_ms
+    FROM alert_delivery.delivery_log l
+    LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
+    WHERE l.created_at > %(after)s AND l.created_at <= h.upto
+      AND l.event IN ('attempt', 'delivered', 'failed', 'retry_scheduled', 'dead_lettered')
+      AND l.latency_ms IS NOT NULL
+    GROUP BY 1
+) a ON true
+ORDER BY a.webhook;
 
 -- name: status_queue_depth
 SELECT status, depth, oldest_age_s, due_now, expired_leases

@@ -28,7 +28,8 @@ from tests.support.operations import (
 @pytest.fixture
 def exporter_port(db_url: str) -> Iterator[int]:
     port = free_port()
-    server, thread = serve(db_url, "127.0.0.1", port)
+    # No settle time: the rows a test inserts are committed before it scrapes.
+    server, thread = serve(db_url, "127.0.0.1", port, settle_s=0)
     yield port
     server.shutdown()
     server.server_close()
@@ -144,6 +145,42 @@ def test_each_scrape_reads_fresh_rows(conn: psycopg.Connection, exporter_port: i
         second[key("alert_delivery_deliveries", webhook="late", kind="webhook", status="pending")]
         == 1
     )
+
+
+def test_latency_totals_grow_by_window_without_double_counting(
+    conn: psycopg.Connection, exporter_port: int
+) -> None:
+    hook = add_webhook(conn, "h")
+    add_log(conn, hook, "delivered", latency_ms=20.0)
+    h = "alert_delivery_attempt_latency_seconds"
+    for _ in range(3):  # repeated scrapes re-read nothing they already counted
+        got = samples(scrape(exporter_port))
+        assert got[key(h + "_count", webhook="h")] == 1
+    add_log(conn, hook, "retry_scheduled", latency_ms=700.0)
+    got = samples(scrape(exporter_port))
+    assert got[key(h + "_count", webhook="h")] == 2
+    assert got[key(h + "_bucket", webhook="h", le="0.025")] == 1
+    assert got[key(h + "_bucket", webhook="h", le="1.0")] == 2
+    assert got[key(h + "_sum", webhook="h")] == pytest.approx(0.72)
+
+
+def test_latency_window_trails_now_by_the_settle_time(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    hook = add_webhook(conn, "h")
+    add_log(conn, hook, "delivered", latency_ms=20.0, created_at=Sql("now() - interval '2 min'"))
+    add_log(conn, hook, "delivered", latency_ms=30.0)  # may belong to a transaction still open
+    port = free_port()
+    server, thread = serve(db_url, "127.0.0.1", port, settle_s=60)
+    try:
+        got = samples(scrape(port))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    h = "alert_delivery_attempt_latency_seconds"
+    assert got[key(h + "_count", webhook="h")] == 1
+    assert got[key(h + "_sum", webhook="h")] == pytest.approx(0.02)
 
 
 def test_unreachable_database_is_a_metric_not_an_error() -> None:
