@@ -77,13 +77,17 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self._wake.clear()
+                rows = []
                 if len(tasks) < self.options.max_batches_in_flight:
                     rows = await engine.claim(self.options.batch_size)
                     if rows:
                         task = asyncio.create_task(engine.process(rows))
                         tasks.add(task)
                         task.add_done_callback(lambda t: self._finished(t, tasks))
+                    if len(rows) == self.options.batch_size:
                         continue
+                    # A short batch drained what was due; a NOTIFY that came meanwhile has set
+                    # _wake, so waiting now loses nothing.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
             # Attempts that already hold a slot finish; the rest come back released.
