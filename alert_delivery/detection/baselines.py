@@ -88,13 +88,13 @@ def _window_stats(
     conn: psycopg.Connection, run: BaselineRun, budget_s: float
 ) -> dict[str, BaselineStats] | None:
     """Statistics of every operation in the window, or ``None`` when the budget ran out first."""
-    timeout = conn.execute("SHOW statement_timeout").fetchone()
+    current = conn.execute(query("detection", "current_limits")).fetchone()
+    previous = {"timeout": current[0], "work_mem": current[1]} if current else None
     try:
         with conn.transaction():
-            conn.execute(
-                query("detection", "set_statement_timeout"),
-                {"timeout": f"{max(1, int(budget_s * 1000))}ms"},
-            )
+            # Sorting a week of rows in memory instead of on disk halves the query.
+            limits = {"timeout": f"{max(1, int(budget_s * 1000))}ms", "work_mem": "64MB"}
+            conn.execute(query("detection", "set_limits"), limits)
             rows = conn.execute(
                 query("detection", "baseline_stats"),
                 {"start": run.window_start, "end": run.window_end},
@@ -102,8 +102,8 @@ def _window_stats(
     except psycopg.errors.QueryCanceled:
         return None
     finally:
-        previous = str(timeout[0]) if timeout else "0"
-        conn.execute(query("detection", "set_statement_timeout"), {"timeout": previous})
+        if previous:
+            conn.execute(query("detection", "set_limits"), previous)
     return {
         op: BaselineStats(op, int(n), float(q[0]), float(q[1]), float(q[2]), float(m), float(sd))
         for op, n, q, m, sd in rows

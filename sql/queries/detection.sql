@@ -30,8 +30,12 @@ FROM alert_delivery.performance_metrics
 WHERE recorded_at >= %(start)s AND recorded_at < %(end)s
 GROUP BY operation_type;
 
--- name: set_statement_timeout
-SELECT set_config('statement_timeout', %(timeout)s, true);
+-- name: current_limits
+SELECT current_setting('statement_timeout'), current_setting('work_mem');
+
+-- name: set_limits
+-- Transaction-local; restored explicitly because a released savepoint keeps them until commit.
+SELECT set_config('statement_timeout', %(timeout)s, true), set_config('work_mem', %(work_mem)s, true);
 
 -- name: active_baselines
 SELECT operation_type, p50_ms, p95_ms, p99_ms, mean_ms FROM alert_delivery.baselines;
