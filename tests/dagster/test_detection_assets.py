@@ -9,7 +9,7 @@ from alert_delivery.definitions import defs
 from alert_delivery.defs import detection
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.detection.synthetic import Spike
-from tests.support.detection import HOUR, NOW, load
+from tests.support.detection import HOUR, NOW, load, snapshot
 
 LAST = NOW - HOUR
 KEY = LAST.strftime("%Y-%m-%d-%H:%M")
@@ -70,3 +70,32 @@ def test_partition_run_detects_checks_and_is_idempotent(db_url: str) -> None:
         assert run().success
         assert conn.execute(query).fetchall() == before
         assert [row[1] for row in before] == ["CRITICAL"]
+
+
+def test_backfill_through_dagster_equals_live_runs(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        spikes = [Spike("merge", NOW - 2 * HOUR, 4.0), Spike("commit", LAST, 3.0)]
+        load(conn, rows_per_hour=20, spikes=spikes)
+    resources = {"postgres": PostgresResource(database_url=db_url)}
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [(NOW - k * HOUR).strftime("%Y-%m-%d-%H:%M") for k in (3, 2, 1)]
+
+    def run_all(order: list[str]) -> None:
+        for key in order:
+            result = dg.materialize(
+                [detection.anomalies, detection.correlations],
+                partition_key=key,
+                resources=resources,
+                instance=instance,
+            )
+            assert result.success
+
+    run_all(keys)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        live = snapshot(conn)
+        assert {row[2] for row in live["anomalies"]} >= {"merge", "commit"}
+        for table in ("anomalies", "correlations", "metric_rollups_hourly", "baseline_versions"):
+            conn.execute(f"DELETE FROM alert_delivery.{table}".encode())
+    run_all(keys[::-1])
+    with psycopg.connect(db_url) as conn:
+        assert snapshot(conn) == live
