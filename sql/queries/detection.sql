@@ -98,7 +98,14 @@ FROM (
     FROM alert_delivery.performance_metrics
     WHERE recorded_at >= %(start)s AND recorded_at < %(end)s
     GROUP BY 1, 2
-) AS hourly;
+) AS hourly
+-- Backfill runs in parallel may fill the same hour (a partition and its neighbour's lookback).
+ON CONFLICT (operation_type, hour) DO UPDATE SET
+    samples = EXCLUDED.samples, mean_ms = EXCLUDED.mean_ms, stddev_ms = EXCLUDED.stddev_ms,
+    p50_ms = EXCLUDED.p50_ms, p95_ms = EXCLUDED.p95_ms, p99_ms = EXCLUDED.p99_ms,
+    max_ms = EXCLUDED.max_ms, success_count = EXCLUDED.success_count,
+    conflict_count = EXCLUDED.conflict_count, failed_count = EXCLUDED.failed_count,
+    computed_at = now();
 
 -- name: missing_rollup_hours
 SELECT h FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour',
