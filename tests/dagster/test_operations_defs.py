@@ -189,3 +189,27 @@ def test_run_failure_sensor_raises_a_pipeline_alert(conn: psycopg.Connection, db
     assert conn.execute(
         b"SELECT count(*), max(occurrences) FROM alert_delivery.alerts"
     ).fetchone() == (1, 2)
+
+
+def test_run_failure_sensor_ticks_through_dagster(conn: psycopg.Connection, db_url: str) -> None:
+    """The sensor as the daemon evaluates it: a first tick sets the cursor, a run fails, the next
+    tick finds the failure in the instance's event log and raises the alert."""
+    defs = dg.Definitions(jobs=[doomed], sensors=[operations.pipeline_failure_alert])
+    repo = defs.get_repository_def()
+    sensor = repo.get_sensor_def("pipeline_failure_alert")
+    resources = {"postgres": PostgresResource(database_url=db_url)}
+    with dg.instance_for_test() as instance:
+        first = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, repository_def=repo, resources=resources)
+        )
+        assert conn.execute(b"SELECT count(*) FROM alert_delivery.alerts").fetchone() == (0,)
+        result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+        sensor.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, repository_def=repo, cursor=first.cursor, resources=resources
+            )
+        )
+    rows = conn.execute(
+        b"SELECT source, title, payload->>'run_id' FROM alert_delivery.alerts"
+    ).fetchall()
+    assert rows == [("pipeline", "Dagster run of doomed failed", result.run_id)]
