@@ -79,3 +79,28 @@ def test_bad_policy_fails_the_run_naming_the_field(db_url: str) -> None:
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "max_level: must be between 1 and 5, got 9" in str(failure.step_failure_data.error)
+
+
+def test_the_job_releases_alerts_whose_silence_ended(conn: psycopg.Connection) -> None:
+    from alert_delivery.alerting import add_silence
+
+    add_webhook(conn, "slack", "slack")
+    silence = add_silence(
+        conn, operation_type="merge", alert_type="ALL", minutes=60, reason="deploy"
+    )
+    held = alert(conn, severity="CRITICAL")
+    assert held.outcome == "silenced"
+    conn.execute(
+        "UPDATE alert_delivery.silences SET starts_at = now() - interval '2 hours',"
+        " ends_at = now() - interval '1 minute' WHERE silence_id = %s",
+        (silence,),
+    )
+    result = (
+        definitions()
+        .resolve_job_def("escalate")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    )
+    counts = result.output_for_node("escalate_overdue")
+    # Released, notified, and (CRITICAL: escalate at once) escalated to its own route.
+    assert (counts["released"], counts["sent"], counts["queued"]) == (1, 1, 1)
+    assert [r["event"] for r in queue_rows(conn)] == ["trigger", "escalate"]
