@@ -57,6 +57,12 @@ def copy_line(
         return None
     if not 0.0 <= value < _INF:
         return None
+    # The text as written when PostgreSQL reads it the same way (repr() costs a third of a row);
+    # underscores and values near underflow take the safe spelling.
+    if isinstance(duration, str) and "_" not in duration and value > 1e-300:
+        duration_text = duration.strip()
+    else:
+        duration_text = repr(value)
     # The common "YYYY-MM-DD?HH:MM..." spelling goes through as written (PostgreSQL reads it the
     # same way); re-formatting every timestamp would cost more than the rest of the row.
     canonical = (
@@ -85,7 +91,7 @@ def copy_line(
         return None
     op, status, text = cleaned
     stamp_text = stamp_text or stamp.isoformat()
-    return f"{op}\t{value!r}\t{status}\t{stamp_text}\t{text}\n"
+    return f"{op}\t{duration_text}\t{status}\t{stamp_text}\t{text}\n"
 
 
 def row_line(row: MetricRow) -> str:

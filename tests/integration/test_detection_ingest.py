@@ -205,3 +205,17 @@ def test_escapes_and_unicode_survive_copy(conn: psycopg.Connection, tmp_path: Pa
         ("merge", 2.0, attrs),
     ]
     assert rows[2][2] == {} and rows[2][3] == datetime(2026, 3, 10, tzinfo=UTC)
+
+
+def test_unusual_number_spellings_load_as_their_value(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    spellings = [" 12 ", "1_000", "1e-400", "1E3", "0", "7."]
+    lines = ["operation_type,duration_ms,recorded_at"]
+    lines += [f"op{i},{text},{OK_TS}" for i, text in enumerate(spellings)]
+    report = load_file(conn, write(tmp_path, "n.csv", lines))
+    assert report.rejected == [] and report.loaded == len(spellings)
+    got = conn.execute(
+        b"SELECT duration_ms FROM alert_delivery.performance_metrics ORDER BY operation_type"
+    ).fetchall()
+    assert [r[0] for r in got] == [12.0, 1000.0, 0.0, 1000.0, 0.0, 7.0]
