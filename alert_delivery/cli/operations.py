@@ -10,7 +10,12 @@ from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.defs.instance import prepare_dagster_home
 from alert_delivery.errors import InvalidInput
 from alert_delivery.operations.status import format_status, read_status
-from alert_delivery.operations.ticks import format_ticks, instance_configured, read_ticks
+from alert_delivery.operations.ticks import (
+    format_ticks,
+    instance_configured,
+    read_ticks,
+    with_declared,
+)
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -49,10 +54,34 @@ def _dagster_lines(settings: Settings, url: str) -> list[str]:
     try:
         # The same DAGSTER_PG_URL `alert-delivery ui` uses, so both read one instance.
         prepare_dagster_home(settings, url)
-        return format_ticks(read_ticks(home))
+        declared, problem = _declared_instigators()
+        lines = format_ticks(with_declared(read_ticks(home), declared))
+        if problem:
+            lines.append(f"  (definitions not loaded, only recorded ones listed: {problem})")
+        return lines
     except Exception as exc:  # the rest of the report is still worth printing
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return [f"Sensors and schedules: cannot read the Dagster instance in {home}: {first}"]
+
+
+def _declared_instigators() -> tuple[list[tuple[str, str, bool]], str | None]:
+    """(name, kind, running by default) of every sensor and schedule in the code location, or
+    why they could not be loaded (broken code must not hide what the instance recorded)."""
+    import dagster as dg
+
+    try:
+        from alert_delivery.definitions import defs
+
+        repo = defs.get_repository_def()
+    except Exception as exc:
+        return [], (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    running = dg.DefaultSensorStatus.RUNNING
+    declared = [(s.name, "sensor", s.default_status == running) for s in repo.sensor_defs]
+    declared += [
+        (s.name, "schedule", s.default_status == dg.DefaultScheduleStatus.RUNNING)
+        for s in repo.schedule_defs
+    ]
+    return declared, None
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:

@@ -53,6 +53,20 @@ def read_ticks(dagster_home: Path) -> list[InstigatorTick]:
     return sorted(result, key=lambda t: (t.kind, t.name))
 
 
+def with_declared(
+    ticks: list[InstigatorTick], declared: list[tuple[str, str, bool]]
+) -> list[InstigatorTick]:
+    """Add the code location's sensors and schedules (name, kind, running by default) that the
+    instance has no state for yet: a default-on sensor has none until the daemon first ticks it."""
+    known = {(t.kind, t.name) for t in ticks}
+    missing = [
+        InstigatorTick(name, kind, running, None, None, None)
+        for name, kind, running in declared
+        if (kind, name) not in known
+    ]
+    return sorted(ticks + missing, key=lambda t: (t.kind, t.name))
+
+
 def format_ticks(ticks: list[InstigatorTick]) -> list[str]:
     lines = [f"Sensors and schedules: {len(ticks) or 'none recorded'}"]
     for t in ticks:

@@ -1,8 +1,9 @@
-"""Running totals of the latency histogram: windows add up, empty windows move the horizon."""
+"""Pure operations helpers: latency running totals and the sensor/schedule list."""
 
 from datetime import UTC, datetime
 
 from alert_delivery.operations.latency_totals import BEGINNING, LatencyTotals
+from alert_delivery.operations.ticks import InstigatorTick, format_ticks, with_declared
 
 T1 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 T2 = datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
@@ -40,3 +41,17 @@ def test_snapshot_is_a_copy() -> None:
     totals.add_window([(T1, "a", B, [1.0, 1.0], 1.0, 4.0)])
     totals.snapshot()[0][1].cumulative[0] = 100.0
     assert totals.snapshot()[0][1].cumulative == [1.0, 1.0]
+
+
+def test_declared_instigators_fill_in_the_unrecorded_ones() -> None:
+    recorded = InstigatorTick("s1", "sensor", False, T1, "success", None)
+    merged = with_declared([recorded], [("s1", "sensor", True), ("daily", "schedule", False)])
+    assert merged == [
+        InstigatorTick("daily", "schedule", False, None, None, None),
+        recorded,  # the instance's state wins over the default status
+    ]
+    assert format_ticks(merged) == [
+        "Sensors and schedules: 2",
+        "  schedule daily [stopped] no ticks yet",
+        "  sensor   s1 [stopped] last tick 2026-01-01 10:00:00Z success",
+    ]
