@@ -105,6 +105,9 @@ class Engine:
         run_id: str | None = None,
     ) -> None:
         self.conn = conn
+        # Claims get their own connection so a new row never queues behind a batch's outcome
+        # statement (which waits for its WAL flush): that is the worker's latency path.
+        self.claim_conn = conn
         self.sender = sender
         self.vault = vault
         self.settings = settings
@@ -131,16 +134,21 @@ class Engine:
         vault = load_vault(settings)
         announce_allow_list(settings.allowed_targets)
         conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+        claim_conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
         sender = Sender(config.sender, settings.allowed_targets)
-        return cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
+        engine = cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
+        engine.claim_conn = claim_conn
+        return engine
 
     async def close(self) -> None:
         await self.sender.close()
         await self.conn.close()
+        if self.claim_conn is not self.conn:
+            await self.claim_conn.close()
 
     async def claim(self, limit: int, *, min_age_s: float = 0.0) -> list[Claimed]:
         return await store.claim(
-            self.conn,
+            self.claim_conn,
             limit=limit,
             worker_id=self.worker_id,
             lease_s=self.config.lease_s,
