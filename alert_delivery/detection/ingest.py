@@ -82,7 +82,7 @@ def _judge(number: int, fields: dict[str, Any], now: datetime) -> Item:
         return number, None, str(exc)
 
 
-def _csv_rows(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item]:
+def csv_items(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item]:
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None:
@@ -118,7 +118,7 @@ def _csv_rows(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item
             yield _judge(reader.line_num, dict(zip(header, values, strict=True)), now)
 
 
-def _jsonl_rows(handle: Iterable[str], now: datetime) -> Iterator[Item]:
+def jsonl_items(handle: Iterable[str], now: datetime) -> Iterator[Item]:
     limit = now + MAX_FUTURE
     for number, text in enumerate(handle, start=1):
         if not text.strip():
@@ -166,7 +166,7 @@ def load_file(
     report = LoadReport(file=str(path), strict=strict)
     try:
         with path.open(encoding="utf-8", newline="") as handle, conn.transaction():
-            items = _csv_rows(path, handle, now) if kind == "csv" else _jsonl_rows(handle, now)
+            items = csv_items(path, handle, now) if kind == "csv" else jsonl_items(handle, now)
             with conn.cursor().copy(_COPY) as copy:
                 batch: list[str] = []
                 for number, line, reason in items:
