@@ -83,6 +83,7 @@ def _judge(number: int, fields: dict[str, Any], now: datetime) -> Item:
 
 
 def csv_items(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item]:
+    """``(line, COPY line, None)`` per valid row, ``(line, None, reason)`` per refused one."""
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None:
@@ -119,6 +120,7 @@ def csv_items(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item
 
 
 def jsonl_items(handle: Iterable[str], now: datetime) -> Iterator[Item]:
+    """As :func:`csv_items`, one JSON object per line."""
     limit = now + MAX_FUTURE
     for number, text in enumerate(handle, start=1):
         if not text.strip():
