@@ -1,8 +1,10 @@
 """`alert-delivery status` and `alert-delivery exporter`."""
 
 import argparse
+import logging
 import signal
 import threading
+import warnings
 from types import FrameType
 
 from alert_delivery.config import Settings, load_settings
@@ -54,6 +56,7 @@ def _dagster_lines(settings: Settings, url: str) -> list[str]:
     try:
         # The same DAGSTER_PG_URL `alert-delivery ui` uses, so both read one instance.
         prepare_dagster_home(settings, url)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's storage check chatter
         declared, problem = _declared_instigators()
         lines = format_ticks(with_declared(read_ticks(home), declared))
         if problem:
@@ -70,9 +73,12 @@ def _declared_instigators() -> tuple[list[tuple[str, str, bool]], str | None]:
     import dagster as dg
 
     try:
-        from alert_delivery.definitions import defs
+        # Dagster's preview/beta notices about other modules' definitions are not status output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from alert_delivery.definitions import defs
 
-        repo = defs.get_repository_def()
+            repo = defs.get_repository_def()
     except Exception as exc:
         return [], (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     running = dg.DefaultSensorStatus.RUNNING
