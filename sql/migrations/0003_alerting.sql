@@ -47,7 +47,8 @@ CREATE TRIGGER routing_rules_normalise BEFORE INSERT OR UPDATE ON alert_delivery
 
 -- Resolve and acknowledge notifications look up the webhooks an alert was sent to.
 CREATE INDEX delivery_queue_alert_ids ON alert_delivery.delivery_queue USING gin (alert_ids);
-CREATE INDEX delivery_queue_open_group ON alert_delivery.delivery_queue (webhook_id, group_key)
+CREATE INDEX delivery_queue_open_group
+    ON alert_delivery.delivery_queue (webhook_id, group_key, delivery_id DESC)
     WHERE status = 'pending' AND attempts = 0 AND group_key IS NOT NULL;
 
 CREATE TABLE alert_delivery.runbooks (
@@ -76,82 +77,100 @@ INSERT INTO alert_delivery.inhibit_rules (source_severity, target_severities, eq
 VALUES ('CRITICAL', '{WARNING,INFO}', true);
 
 -- Text helpers (the escaping every channel relies on) -----------------------------------------
+-- Single-expression SQL functions, STABLE, so the planner inlines them into the formatters (a
+-- function call per field would cost more than the formatting itself).
 -- Control characters (except tab and newline) and bidi overrides never reach a receiver.
-CREATE FUNCTION alert_delivery.strip_controls(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.strip_controls(p text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(coalesce(p, ''), '[\x01-\x08\x0B-\x1F\x7F\u202A-\u202E\u2066-\u2069]',
                           '', 'g')
 $$;
 
+CREATE FUNCTION alert_delivery.cut(p text, p_max integer) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN char_length(p) > p_max THEN left(p, p_max - 1) || '…' ELSE p END
+$$;
+
 CREATE FUNCTION alert_delivery.clean_text(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN char_length(c) > p_max THEN left(c, p_max - 1) || '…' ELSE c END
-    FROM (SELECT alert_delivery.strip_controls(p) AS c) s
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT alert_delivery.cut(alert_delivery.strip_controls(p), p_max)
+$$;
+
+CREATE FUNCTION alert_delivery.slack_cut(e text, p_max integer) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN char_length(e) > p_max
+                THEN regexp_replace(left(e, p_max - 1), '&[a-z]{0,3}$', '') || '…' ELSE e END
 $$;
 
 -- Slack: escape the three characters its docs name (so <!channel> and <url|x> become text), then
 -- truncate without leaving half an entity behind.
 CREATE FUNCTION alert_delivery.slack_text(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN char_length(e) > p_max
-                THEN regexp_replace(left(e, p_max - 1), '&[a-z]{0,3}$', '') || '…' ELSE e END
-    FROM (SELECT replace(replace(replace(alert_delivery.strip_controls(p), '&', '&amp;'), '<', '&lt;'), '>',
-                         '&gt;') AS e) s
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT alert_delivery.slack_cut(replace(replace(replace(alert_delivery.strip_controls(p),
+                                    '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), p_max)
 $$;
 
 -- Mattermost renders Markdown and expands @channel/@all/@here: backslash-escape the markup and
 -- break every @ with a zero-width space. Truncate first: escaping at most doubles the length.
 CREATE FUNCTION alert_delivery.mattermost_text(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(regexp_replace(alert_delivery.clean_text(p, p_max / 2), '([\\`*_~\[\]()#<>|!{}])', '\\\1', 'g'),
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT replace(regexp_replace(alert_delivery.clean_text(p, p_max / 2),
+                                  '([\\`*_~\[\]()#<>|!{}])', '\\\1', 'g'),
                    '@', '@' || chr(8203))
 $$;
 
 -- Plain-text Mattermost fields (attachment titles) are not Markdown but still expand mentions.
 CREATE FUNCTION alert_delivery.mattermost_plain(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT replace(alert_delivery.clean_text(p, p_max / 2), '@', '@' || chr(8203))
 $$;
 
 CREATE FUNCTION alert_delivery.html_text(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT replace(replace(replace(replace(replace(alert_delivery.clean_text(p, p_max), '&', '&amp;'), '<', '&lt;'),
-                   '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT replace(replace(replace(replace(replace(alert_delivery.clean_text(p, p_max),
+                   '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
 $$;
 
 -- One line, so a hostile title cannot inject mail headers.
 CREATE FUNCTION alert_delivery.subject_text(p text, p_max integer) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT alert_delivery.clean_text(regexp_replace(alert_delivery.strip_controls(p), '[\t\n]+', ' ', 'g'), p_max)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT alert_delivery.clean_text(regexp_replace(alert_delivery.strip_controls(p), '[\t\n]+',
+                                                    ' ', 'g'), p_max)
 $$;
 
-CREATE FUNCTION alert_delivery.safe_url(p text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.safe_url(p text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN char_length(p) <= 2000
                  AND p ~ '^https://[A-Za-z0-9._~:/?#@!$&''()*+,;=%-]+$' THEN p END
 $$;
 
-CREATE FUNCTION alert_delivery.utc_iso(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.utc_iso(p timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
-CREATE FUNCTION alert_delivery.utc_iso_us(p timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.utc_iso_us(p timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
 -- Fingerprint and content hash (the two dedup layers) --------------------------------------------
-CREATE FUNCTION alert_delivery.alert_fingerprint(p_source text, p_operation text, p_type text, p_severity text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.alert_fingerprint(p_source text, p_operation text, p_type text,
+                                                 p_severity text)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT encode(sha256(convert_to(concat_ws(chr(31), p_source, p_operation, p_type, p_severity),
                                     'UTF8')), 'hex')
 $$;
 
-CREATE FUNCTION alert_delivery.alert_content_hash(p_fingerprint text, p_title text, p_description text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.alert_content_hash(p_fingerprint text, p_title text,
+                                                  p_description text)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT encode(sha256(convert_to(concat_ws(chr(31), p_fingerprint, p_title, p_description),
                                     'UTF8')), 'hex')
 $$;
 
 -- The normalised alert message every formatter reads (also what a generic webhook receives).
-CREATE FUNCTION alert_delivery.alert_message(a alert_delivery.alerts) RETURNS jsonb LANGUAGE sql STABLE AS $$
+CREATE FUNCTION alert_delivery.alert_message(a alert_delivery.alerts) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', a.alert_id, 'fingerprint', a.fingerprint, 'source', a.source,
         'operation_type', a.operation_type, 'alert_type', a.alert_type, 'severity', a.severity,
@@ -161,15 +180,25 @@ CREATE FUNCTION alert_delivery.alert_message(a alert_delivery.alerts) RETURNS js
         'acknowledged_by', a.acknowledged_by)
 $$;
 
-CREATE FUNCTION alert_delivery.details_text(p jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(string_agg(k || '=' || (p ->> k), ', ' ORDER BY i), '')
-    FROM unnest(ARRAY['anomaly_type', 'bottleneck_type', 'z_score', 'p99_ratio', 'metric_id',
-                      'duration_ms', 'baseline_ms', 'pearson_r', 'detected_at']) WITH ORDINALITY
-         AS t(k, i)
-    WHERE jsonb_typeof(p -> k) IN ('string', 'number', 'boolean')
+CREATE FUNCTION alert_delivery.details_text(p jsonb) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    k text;
+    parts text[] := '{}';
+BEGIN
+    FOREACH k IN ARRAY ARRAY['anomaly_type', 'bottleneck_type', 'z_score', 'p99_ratio',
+                             'metric_id', 'duration_ms', 'baseline_ms', 'pearson_r',
+                             'detected_at'] LOOP
+        IF jsonb_typeof(p -> k) IN ('string', 'number', 'boolean') THEN
+            parts := parts || (k || '=' || (p ->> k));
+        END IF;
+    END LOOP;
+    RETURN array_to_string(parts, ', ');
+END
 $$;
 
-CREATE FUNCTION alert_delivery.event_label(p_event text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION alert_delivery.event_label(p_event text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE p_event WHEN 'trigger' THEN 'FIRING' WHEN 'resolve' THEN 'RESOLVED'
                         WHEN 'acknowledge' THEN 'ACKNOWLEDGED' WHEN 'escalate' THEN 'ESCALATED'
                         ELSE 'TEST' END
@@ -177,17 +206,20 @@ $$;
 
 -- "FIRING [CRITICAL] merge: title" for one alert, "FIRING: 3 alerts (STATISTICAL)" for a group.
 CREATE FUNCTION alert_delivery.headline(p_event text, p_msgs jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN jsonb_array_length(p_msgs) = 1
-        THEN format('%s [%s] %s: %s', alert_delivery.event_label(p_event), p_msgs -> 0 ->> 'severity',
-                    p_msgs -> 0 ->> 'operation_type', p_msgs -> 0 ->> 'title')
-        ELSE format('%s: %s alerts (%s)', alert_delivery.event_label(p_event), jsonb_array_length(p_msgs),
-                    p_msgs -> 0 ->> 'alert_type') END
+        THEN format('%s [%s] %s: %s', alert_delivery.event_label(p_event),
+                    p_msgs -> 0 ->> 'severity', p_msgs -> 0 ->> 'operation_type',
+                    p_msgs -> 0 ->> 'title')
+        ELSE format('%s: %s alerts (%s)', alert_delivery.event_label(p_event),
+                    jsonb_array_length(p_msgs), p_msgs -> 0 ->> 'alert_type') END
 $$;
 
 -- Channel formatters ---------------------------------------------------------------------------
 CREATE FUNCTION alert_delivery.format_slack(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'text', alert_delivery.slack_text(alert_delivery.headline(p_event, p_msgs), 300),
         'attachments', jsonb_agg(jsonb_build_object(
@@ -220,11 +252,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                                      'Runbook: ' || (m ->> 'runbook_url')),
                                            1000)))))
         ) ORDER BY i))
-    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
+    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
+END
 $$;
 
 CREATE FUNCTION alert_delivery.format_mattermost(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'text', alert_delivery.mattermost_text(alert_delivery.headline(p_event, p_msgs), 600),
         'attachments', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
@@ -248,14 +283,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                    'value', alert_delivery.mattermost_text(alert_delivery.details_text(m -> 'details'), 1000))),
             'footer', alert_delivery.mattermost_plain('alert-delivery · alert #' || (m ->> 'id'), 200)
         )) ORDER BY i))
-    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
+    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
+END
 $$;
 
 -- PagerDuty Events API v2 without routing_key: the delivery engine adds the decrypted key.
 -- One event per alert (PagerDuty deduplicates by dedup_key, so it is never grouped).
 CREATE FUNCTION alert_delivery.format_pagerduty(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN p_event IN ('resolve', 'acknowledge')
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    m jsonb := p_msgs -> 0;
+BEGIN
+    RETURN CASE WHEN p_event IN ('resolve', 'acknowledge')
         THEN jsonb_build_object('event_action', p_event,
                                 'dedup_key', 'alert-delivery/' || (m ->> 'fingerprint'))
         ELSE jsonb_build_object(
@@ -281,12 +320,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             'links', CASE WHEN m ->> 'runbook_url' IS NULL THEN '[]'::jsonb
                           ELSE jsonb_build_array(jsonb_build_object(
                               'href', m ->> 'runbook_url', 'text', 'Runbook')) END)
-        END
-    FROM (SELECT p_msgs -> 0 AS m) s
+        END;
+END
 $$;
 
 CREATE FUNCTION alert_delivery.email_block_text(p_event text, m jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT concat_ws(E'\n',
         alert_delivery.clean_text(format('%s [%s] %s', alert_delivery.event_label(p_event), m ->> 'severity', m ->> 'title'), 500),
         'Operation: ' || alert_delivery.clean_text(m ->> 'operation_type', 200),
@@ -300,7 +339,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION alert_delivery.email_block_html(p_event text, m jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT concat(
         '<h2 style="color:', CASE WHEN p_event = 'resolve' THEN '#2EB67D'
                                   WHEN m ->> 'severity' = 'CRITICAL' THEN '#E01E5A'
@@ -320,7 +359,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION alert_delivery.format_email(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'subject', alert_delivery.subject_text(CASE WHEN jsonb_array_length(p_msgs) = 1
             THEN format('[%s] [%s] %s: %s', alert_delivery.event_label(p_event), p_msgs -> 0 ->> 'severity',
@@ -332,21 +373,27 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         'text', string_agg(alert_delivery.email_block_text(p_event, m), E'\n\n---\n\n' ORDER BY i),
         'html', '<html><body>' || string_agg(alert_delivery.email_block_html(p_event, m), '<hr>' ORDER BY i)
                 || '</body></html>')
-    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
+    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
+END
 $$;
 
 CREATE FUNCTION alert_delivery.format_inbox(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'title', alert_delivery.clean_text(alert_delivery.headline(p_event, p_msgs), 200),
         'severity', p_msgs -> 0 ->> 'severity',
         'body', alert_delivery.clean_text(string_agg(alert_delivery.email_block_text(p_event, m), E'\n\n' ORDER BY i), 4000))
-    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)
+    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
+END
 $$;
 
 -- The generic webhook: a versioned envelope whose id is stable for this notification.
 CREATE FUNCTION alert_delivery.format_webhook(p_event text, p_msgs jsonb, p_at timestamptz) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'version', '1',
         'type', 'alert.' || CASE p_event WHEN 'trigger' THEN 'triggered'
@@ -363,51 +410,80 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                    'title', alert_delivery.clean_text(m ->> 'title', 1000),
                                    'description', alert_delivery.clean_text(m ->> 'description', 10000))
                                ORDER BY i)
-                       FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i))))
+                       FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)))));
+END
 $$;
 
 CREATE FUNCTION alert_delivery.format_messages(p_kind text, p_event text, p_msgs jsonb,
                                 p_at timestamptz DEFAULT now()) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
     SELECT CASE p_kind
         WHEN 'slack' THEN alert_delivery.format_slack(p_event, p_msgs)
         WHEN 'mattermost' THEN alert_delivery.format_mattermost(p_event, p_msgs)
         WHEN 'pagerduty' THEN alert_delivery.format_pagerduty(p_event, p_msgs)
         WHEN 'email' THEN alert_delivery.format_email(p_event, p_msgs)
         WHEN 'inbox' THEN alert_delivery.format_inbox(p_event, p_msgs)
-        ELSE alert_delivery.format_webhook(p_event, p_msgs, p_at) END
+        ELSE alert_delivery.format_webhook(p_event, p_msgs, p_at) END);
+END
 $$;
 
 -- The body for a webhook kind, event and alerts (in this order): also for the escalation job.
 CREATE FUNCTION alert_delivery.format_payload(p_kind text, p_event text, p_alert_ids bigint[],
                                p_at timestamptz DEFAULT now()) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
     SELECT alert_delivery.format_messages(p_kind, p_event,
         (SELECT jsonb_agg(alert_delivery.alert_message(a) ORDER BY array_position(p_alert_ids, a.alert_id))
-         FROM alert_delivery.alerts a WHERE a.alert_id = ANY (p_alert_ids)), p_at)
+         FROM alert_delivery.alerts a WHERE a.alert_id = ANY (p_alert_ids)), p_at));
+END
 $$;
 
 -- Pipeline pieces ------------------------------------------------------------------------------
 CREATE FUNCTION alert_delivery.log_suppressed(p_alert_id bigint, p_reason text, p_detail text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
-    VALUES (p_alert_id, 'suppressed_' || p_reason, p_detail)
+    VALUES (p_alert_id, 'suppressed_' || p_reason, p_detail);
+END
 $$;
 
-CREATE FUNCTION alert_delivery.matching_silence(a alert_delivery.alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
+CREATE FUNCTION alert_delivery.matching_silence(a alert_delivery.alerts) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
     SELECT s.silence_id FROM alert_delivery.silences s
     WHERE s.expired_at IS NULL AND s.starts_at <= now() AND s.ends_at > now()
       AND s.operation_type IN ('ALL', a.operation_type) AND s.alert_type IN ('ALL', a.alert_type)
-    ORDER BY s.ends_at DESC, s.silence_id LIMIT 1
+    ORDER BY s.ends_at DESC, s.silence_id LIMIT 1);
+END
 $$;
 
 -- An open alert of a source severity (silenced or not, as in Alertmanager) inhibits targets.
-CREATE FUNCTION alert_delivery.inhibiting_alert(a alert_delivery.alerts) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT s.alert_id FROM alert_delivery.inhibit_rules r
-    JOIN alert_delivery.alerts s ON s.status IN ('firing', 'acknowledged') AND s.severity = r.source_severity
-                 AND (NOT r.equal_operation OR s.operation_type = a.operation_type)
-    WHERE r.active AND a.severity = ANY (r.target_severities) AND s.alert_id <> a.alert_id
-    ORDER BY s.alert_id LIMIT 1
+CREATE FUNCTION alert_delivery.inhibiting_alert(a alert_delivery.alerts) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- Two branches rather than an OR, so the same-operation case uses alerts_open_operation.
+    RETURN (
+    SELECT x.alert_id FROM (
+        SELECT s.alert_id FROM alert_delivery.inhibit_rules r
+        CROSS JOIN LATERAL (
+            SELECT s.alert_id FROM alert_delivery.alerts s
+            WHERE s.status IN ('firing', 'acknowledged') AND s.severity = r.source_severity
+              AND s.operation_type = a.operation_type AND s.alert_id <> a.alert_id
+            ORDER BY s.alert_id LIMIT 1) s
+        WHERE r.active AND r.equal_operation AND a.severity = ANY (r.target_severities)
+        UNION ALL
+        SELECT s.alert_id FROM alert_delivery.inhibit_rules r
+        CROSS JOIN LATERAL (
+            SELECT s.alert_id FROM alert_delivery.alerts s
+            WHERE s.status IN ('firing', 'acknowledged') AND s.severity = r.source_severity
+              AND s.alert_id <> a.alert_id
+            ORDER BY s.alert_id LIMIT 1) s
+        WHERE r.active AND NOT r.equal_operation AND a.severity = ANY (r.target_severities)
+    ) x ORDER BY x.alert_id LIMIT 1);
+END
 $$;
 
 -- Every active webhook a matching rule names, directly or by kind; per webhook the rule with the
@@ -416,7 +492,10 @@ CREATE FUNCTION alert_delivery.route_targets(a alert_delivery.alerts, p_fallback
 RETURNS TABLE (webhook_id bigint, kind text, rule_id bigint, group_window_s integer,
                group_by text[], max_batch integer, escalate_after_s integer,
                repeat_interval_s integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT DISTINCT ON (w.webhook_id) w.webhook_id, w.kind, r.rule_id, r.group_window_s,
            r.group_by, r.max_batch, r.escalate_after_s, r.repeat_interval_s
     FROM alert_delivery.routing_rules r
@@ -425,15 +504,19 @@ LANGUAGE sql STABLE AS $$
         WHERE t.rule_id = r.rule_id AND t.webhook_id = w.webhook_id))
     WHERE r.active AND r.is_fallback = p_fallback AND r.severity IN ('ALL', a.severity)
       AND r.alert_type IN ('ALL', a.alert_type) AND r.operation_type IN ('ALL', a.operation_type)
-    ORDER BY w.webhook_id, r.priority, r.rule_id
+    ORDER BY w.webhook_id, r.priority, r.rule_id;
+END
 $$;
 
-CREATE FUNCTION alert_delivery.batch_key(a alert_delivery.alerts, p_group_by text[]) RETURNS text LANGUAGE sql STABLE AS $$
+CREATE FUNCTION alert_delivery.batch_key(a alert_delivery.alerts, p_group_by text[]) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
     SELECT coalesce(string_agg(CASE g WHEN 'source' THEN a.source
                                       WHEN 'operation_type' THEN a.operation_type
                                       WHEN 'alert_type' THEN a.alert_type ELSE a.severity END,
                                '|' ORDER BY i), '')
-    FROM unnest(p_group_by) WITH ORDINALITY AS u(g, i)
+    FROM unnest(p_group_by) WITH ORDINALITY AS u(g, i));
+END
 $$;
 
 -- One trigger notification for one webhook: joins an open batch of the same group key while its
@@ -448,13 +531,14 @@ DECLARE
 BEGIN
     IF p_window > 0 AND p_kind <> 'pagerduty' THEN
         v_key := 'trigger:' || alert_delivery.batch_key(a, p_group_by);
+        -- Only the newest open batch of the key is a candidate: full ones stay untouched and the
+        -- lookup stays one index probe however many batches wait.
         SELECT q.delivery_id, q.alert_ids INTO v_id, v_ids FROM alert_delivery.delivery_queue q
         WHERE q.webhook_id = p_webhook_id AND q.group_key = v_key AND q.status = 'pending'
           AND q.attempts = 0 AND q.event = 'trigger' AND q.next_attempt_at > now()
-          AND cardinality(q.alert_ids) < p_max_batch
         ORDER BY q.delivery_id DESC LIMIT 1
         FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
+        IF FOUND AND cardinality(v_ids) < p_max_batch THEN
             IF NOT a.alert_id = ANY (v_ids) THEN
                 v_ids := v_ids || a.alert_id;
                 UPDATE alert_delivery.delivery_queue
@@ -468,6 +552,7 @@ BEGIN
             RETURN v_id;
         END IF;
     END IF;
+    v_id := NULL;
     INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, seq, group_key, payload,
                                 next_attempt_at)
     VALUES (a.alert_id, ARRAY[a.alert_id], p_webhook_id, 'trigger', a.notify_count, v_key,
@@ -613,7 +698,9 @@ END $$;
 CREATE TRIGGER alerts_before_insert BEFORE INSERT ON alert_delivery.alerts
     FOR EACH ROW EXECUTE FUNCTION alert_delivery.alerts_before_insert();
 
-CREATE FUNCTION alert_delivery.alerts_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.alerts_after_insert() RETURNS trigger LANGUAGE plpgsql
+-- Generic plans: custom plans of the small lookups cost more to plan than to run.
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF coalesce(current_setting('alert_delivery.raising', true), '') <> 'on' THEN
         PERFORM alert_delivery.process_new_alert(NEW.alert_id);
@@ -649,7 +736,9 @@ CREATE FUNCTION alert_delivery.raise_alert(p_source text, p_operation_type text,
                             p_severity text, p_title text, p_description text DEFAULT '',
                             p_details jsonb DEFAULT '{}', p_partition_start timestamptz DEFAULT NULL,
                             p_anomaly_id bigint DEFAULT NULL, p_correlation_id bigint DEFAULT NULL)
-RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql AS $$
+RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql
+-- Generic plans: custom plans of the small lookups cost more to plan than to run.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_source text := alert_delivery.required_text('source', p_source, 200);
@@ -723,7 +812,9 @@ END $$;
 
 -- The same API taking one JSON object; unknown fields are rejected by name.
 CREATE FUNCTION alert_delivery.raise_alert(p_alert jsonb)
-RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql AS $$
+RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql
+-- Generic plans: custom plans of the small lookups cost more to plan than to run.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     k text;
 BEGIN
@@ -766,7 +857,9 @@ BEGIN
 END $$;
 
 -- Released alerts are the held ones no silence or inhibition covers any more.
-CREATE FUNCTION alert_delivery.release_held() RETURNS integer LANGUAGE plpgsql AS $$
+CREATE FUNCTION alert_delivery.release_held() RETURNS integer LANGUAGE plpgsql
+-- Generic plans: custom plans of the small lookups cost more to plan than to run.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     a alert_delivery.alerts;
     v_by bigint;
@@ -801,7 +894,8 @@ BEGIN
 END $$;
 
 CREATE FUNCTION alert_delivery.acknowledge_alert(p_alert_id bigint, p_by text DEFAULT 'unknown')
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     a alert_delivery.alerts := alert_delivery.lock_alert(p_alert_id);
 BEGIN
@@ -821,7 +915,8 @@ BEGIN
 END $$;
 
 CREATE FUNCTION alert_delivery.resolve_alert(p_alert_id bigint, p_by text DEFAULT 'api')
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     a alert_delivery.alerts := alert_delivery.lock_alert(p_alert_id);
     v_n integer;
