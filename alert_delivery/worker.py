@@ -19,7 +19,7 @@ import psycopg
 
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.queries import query
-from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig
+from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig, connect_async
 
 CHANNEL = "alert_delivery_queue"
 log = logging.getLogger("alert_delivery.worker")
@@ -65,7 +65,7 @@ class Worker:
         engine = await Engine.open(
             self.db_url, worker_id=self.worker_id, config=self.config, settings=settings
         )
-        listener = await psycopg.AsyncConnection.connect(self.db_url, autocommit=True)
+        listener = await connect_async(self.db_url)
         await listener.execute(f"LISTEN {CHANNEL}")
         await self._heartbeat(engine.conn)
         tasks: set[asyncio.Task[BatchResult]] = set()

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from alert_delivery.config import Settings, load_settings
+from alert_delivery.db.connection import describe_host
 from alert_delivery.delivery import store
 from alert_delivery.delivery.outcome import Attempt, Verdict
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
@@ -26,7 +27,7 @@ from alert_delivery.delivery.signing import signature_header
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url, needs_dns
 from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
-from alert_delivery.errors import AlertDeliveryError
+from alert_delivery.errors import AlertDeliveryError, DatabaseUnavailable
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,8 @@ class Engine:
         config = config or EngineConfig()
         vault = load_vault(settings)
         announce_allow_list(settings.allowed_targets)
-        conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
-        claim_conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+        conn = await connect_async(db_url)
+        claim_conn = await connect_async(db_url)
         sender = Sender(config.sender, settings.allowed_targets)
         engine = cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
         engine.claim_conn = claim_conn
@@ -328,6 +329,15 @@ class Engine:
                     )
                 )
         await store.insert_inbox(self.conn, inbox)
+
+
+async def connect_async(db_url: str) -> psycopg.AsyncConnection[Any]:
+    """An autocommit async connection, or ``DatabaseUnavailable`` naming host and cause."""
+    try:
+        return await psycopg.AsyncConnection.connect(db_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseUnavailable(describe_host(db_url), cause) from None
 
 
 def _account(delta: HealthDelta, attempt: Attempt) -> None:
