@@ -166,17 +166,19 @@ def detect_anomalies(
     """
     settings = settings or AnomalySettings()
     result = DetectionResult(start, end, reference_window_end(start))
-    result.rollups = compute_rollups(conn, start, end)
-    observed = _observed(conn, start, end)
-    refs = reference_baselines(conn, start, [o.operation_type for o in observed], settings)
-    for obs in observed:
-        ref = refs.get(obs.operation_type)
-        if ref is None:
-            result.without_baseline.append(obs.operation_type)
-            continue
-        result.evaluated.append(obs.operation_type)
-        found = classify(obs, ref, settings)
-        if found is not None:
-            result.anomalies.append(found)
-    _store(conn, result)
+    # One transaction (a savepoint inside the caller's): readers never see half a partition.
+    with conn.transaction():
+        result.rollups = compute_rollups(conn, start, end)
+        observed = _observed(conn, start, end)
+        refs = reference_baselines(conn, start, [o.operation_type for o in observed], settings)
+        for obs in observed:
+            ref = refs.get(obs.operation_type)
+            if ref is None:
+                result.without_baseline.append(obs.operation_type)
+                continue
+            result.evaluated.append(obs.operation_type)
+            found = classify(obs, ref, settings)
+            if found is not None:
+                result.anomalies.append(found)
+        _store(conn, result)
     return result

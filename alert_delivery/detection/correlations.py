@@ -129,32 +129,35 @@ def detect_correlations(
     settings = settings or CorrelationSettings()
     window_start = partition_end - timedelta(hours=settings.lookback_hours)
     result = CorrelationResult(partition_start, window_start, partition_end)
-    ensure_rollups(conn, window_start, partition_end)
-    series: dict[str, dict[datetime, float]] = {}
-    window = {"start": window_start, "end": partition_end}
-    for op, hour, p95 in conn.execute(query("detection", "rollup_series"), window):
-        series.setdefault(op, {})[hour] = float(p95)
-    degraded = {
-        str(r[0])
-        for r in conn.execute(query("detection", "degraded_operations"), {"start": partition_start})
-    }
-    result.operations = len(series)
-    result.pairs = correlate(series, degraded, settings)
-    columns = {
-        "a": [c.operation_a for c in result.pairs],
-        "b": [c.operation_b for c in result.pairs],
-        "r": [c.pearson_r for c in result.pairs],
-        "n": [c.samples for c in result.pairs],
-        "conf": [c.confidence for c in result.pairs],
-        "deg": [c.both_degraded for c in result.pairs],
-        "kind": [c.bottleneck_type for c in result.pairs],
-        "rec": [c.recommendation for c in result.pairs],
-    }
-    bounds = {
-        "partition_start": partition_start,
-        "window_start": window_start,
-        "window_end": partition_end,
-    }
-    conn.execute(query("detection", "upsert_correlations"), bounds | columns)
-    conn.execute(query("detection", "delete_stale_correlations"), bounds | columns)
+    with conn.transaction():
+        ensure_rollups(conn, window_start, partition_end)
+        series: dict[str, dict[datetime, float]] = {}
+        window = {"start": window_start, "end": partition_end}
+        for op, hour, p95 in conn.execute(query("detection", "rollup_series"), window):
+            series.setdefault(op, {})[hour] = float(p95)
+        degraded = {
+            str(r[0])
+            for r in conn.execute(
+                query("detection", "degraded_operations"), {"start": partition_start}
+            )
+        }
+        result.operations = len(series)
+        result.pairs = correlate(series, degraded, settings)
+        columns = {
+            "a": [c.operation_a for c in result.pairs],
+            "b": [c.operation_b for c in result.pairs],
+            "r": [c.pearson_r for c in result.pairs],
+            "n": [c.samples for c in result.pairs],
+            "conf": [c.confidence for c in result.pairs],
+            "deg": [c.both_degraded for c in result.pairs],
+            "kind": [c.bottleneck_type for c in result.pairs],
+            "rec": [c.recommendation for c in result.pairs],
+        }
+        bounds = {
+            "partition_start": partition_start,
+            "window_start": window_start,
+            "window_end": partition_end,
+        }
+        conn.execute(query("detection", "upsert_correlations"), bounds | columns)
+        conn.execute(query("detection", "delete_stale_correlations"), bounds | columns)
     return result
