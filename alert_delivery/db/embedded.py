@@ -109,7 +109,12 @@ def ensure_embedded(home: Path) -> str:
 
             server: Any = get_server(pgdata, cleanup_mode="stop")
             uri = str(server.get_uri())
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError) as exc:
+        except (
+            subprocess.CalledProcessError,
+            subprocess.TimeoutExpired,
+            OSError,
+            AssertionError,
+        ) as exc:
             logfile = pgdata / "log"
             tail = ""
             if logfile.exists():

@@ -5,6 +5,7 @@ launchpad and its run succeeds. A screenshot is saved under test-artifacts/ (not
 Skipped, with the reason, where Chromium or Playwright is missing (`.ci/run` installs Chromium
 from Debian's packages)."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +24,14 @@ import pytest
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_DATABASE_URL")), reason="runs in the embedded-PostgreSQL leg only"
 )
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the fixture skips the test and says why
+    PlaywrightTimeout = TimeoutError  # type: ignore[misc,assignment]
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -80,6 +90,13 @@ def dagster_ui(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def _dismiss_dialogs(page: "Page") -> None:
+    """Dagster's first visit may open a newsletter/security-updates dialog over the page."""
+    skip = page.get_by_role("button", name="Skip")
+    with contextlib.suppress(PlaywrightTimeout):
+        skip.click(timeout=3_000)
+
+
 def test_asset_graph_and_launch_retry_sweep(dagster_ui: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -89,6 +106,7 @@ def test_asset_graph_and_launch_retry_sweep(dagster_ui: str) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
             page.goto(f"{dagster_ui}/assets")
+            _dismiss_dialogs(page)
             for asset in ("baselines", "anomalies", "correlations", "alerts"):
                 expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "dagster-assets.png"))
@@ -96,6 +114,7 @@ def test_asset_graph_and_launch_retry_sweep(dagster_ui: str) -> None:
             page.goto(f"{dagster_ui}/locations/{LOCATION}/jobs/retry_sweep/playground")
             launch = page.get_by_role("button", name="Launch Run")
             expect(launch).to_be_enabled(timeout=60_000)
+            _dismiss_dialogs(page)
             launch.click()
             page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}.*"), timeout=60_000)
             expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=120_000)
