@@ -18,15 +18,17 @@ import psycopg
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import describe_host
 from alert_delivery.delivery import store
-from alert_delivery.delivery.outcome import Attempt, Verdict
+from alert_delivery.delivery.outcome import Attempt, Verdict, account, decide
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
-from alert_delivery.delivery.retry import RetryPolicy, next_delay
+from alert_delivery.delivery.retry import RetryPolicy
 from alert_delivery.delivery.secrets import Vault, load_vault
 from alert_delivery.delivery.sender import Sender, SenderConfig
 from alert_delivery.delivery.signing import signature_header
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url, needs_dns
 from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
+
+__all__ = ["BatchResult", "Engine", "EngineConfig", "decide", "deliver_batch", "drain", "serialise"]
 from alert_delivery.errors import AlertDeliveryError, DatabaseUnavailable
 
 
@@ -57,30 +59,6 @@ class BatchResult:
         ids = [i for i in (self.first_id, self.last_id, other.first_id, other.last_id) if i]
         if ids:
             self.first_id, self.last_id = min(ids), max(ids)
-
-
-def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
-    """Pure: the queue status, delay and log event that one attempt leads to."""
-    status, delay, event, error = "dead", 0.0, "dead_lettered", attempt.error
-    if attempt.verdict is Verdict.DELIVERED:
-        status, event = "delivered", "delivered"
-    elif attempt.verdict is Verdict.RETRY:
-        wait = next_delay(policy, row.attempts + 1, retry_after_s=attempt.retry_after_s)
-        if wait is not None:
-            status, delay, event = "pending", wait, "retry_scheduled"
-        else:
-            error = f"{attempt.error or 'failed'}; retries exhausted"
-    return Outcome(
-        row.delivery_id,
-        row.webhook_id,
-        status,
-        delay,
-        event,
-        counted=True,
-        http_status=attempt.status,
-        error=error,
-        latency_ms=attempt.latency_ms,
-    )
 
 
 def serialise(row: Claimed, secrets: list[str]) -> bytes:
@@ -182,7 +160,7 @@ class Engine:
                 row.retry_schedule_s, retry_after_cap_s=self.config.retry_after_cap_s
             )
             outcomes.append(decide(row, attempt, policy))
-            _account(health[row.webhook_id], attempt)
+            account(health[row.webhook_id], attempt)
             if attempt.verdict is Verdict.GONE:
                 gone[row.webhook_id] = attempt.error or "HTTP 410 Gone"
         # One autocommit statement: the worker shares this connection between concurrent
@@ -338,20 +316,6 @@ async def connect_async(db_url: str) -> psycopg.AsyncConnection[Any]:
     except psycopg.OperationalError as exc:
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailable(describe_host(db_url), cause) from None
-
-
-def _account(delta: HealthDelta, attempt: Attempt) -> None:
-    """Breaker bookkeeping in completion order: only retryable failures count against it."""
-    if attempt.latency_ms is not None and attempt.status is not None:
-        delta.latencies.append(attempt.latency_ms)
-    if attempt.verdict is Verdict.DELIVERED:
-        delta.ok += 1
-        delta.reset, delta.trailing = True, 0
-        return
-    delta.failed += 1
-    delta.error = attempt.error
-    if attempt.verdict is Verdict.RETRY:
-        delta.trailing += 1
 
 
 async def drain(

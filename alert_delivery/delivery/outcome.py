@@ -1,7 +1,10 @@
-"""The result of one attempt, and how an HTTP status maps onto it."""
+"""One attempt's result, how an HTTP status maps onto it, and what it does to the row."""
 
 from dataclasses import dataclass
 from enum import Enum
+
+from alert_delivery.delivery.retry import RetryPolicy, next_delay
+from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
 
 
 class Verdict(Enum):
@@ -41,3 +44,41 @@ def status_error(status: int) -> str | None:
     if 300 <= status < 400:
         return f"HTTP {status}: redirects are not followed"
     return f"HTTP {status}"
+
+
+def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
+    """Pure: the queue status, delay and log event that one attempt leads to."""
+    status, delay, event, error = "dead", 0.0, "dead_lettered", attempt.error
+    if attempt.verdict is Verdict.DELIVERED:
+        status, event = "delivered", "delivered"
+    elif attempt.verdict is Verdict.RETRY:
+        wait = next_delay(policy, row.attempts + 1, retry_after_s=attempt.retry_after_s)
+        if wait is not None:
+            status, delay, event = "pending", wait, "retry_scheduled"
+        else:
+            error = f"{attempt.error or 'failed'}; retries exhausted"
+    return Outcome(
+        row.delivery_id,
+        row.webhook_id,
+        status,
+        delay,
+        event,
+        counted=True,
+        http_status=attempt.status,
+        error=error,
+        latency_ms=attempt.latency_ms,
+    )
+
+
+def account(delta: HealthDelta, attempt: Attempt) -> None:
+    """Breaker bookkeeping in completion order: only retryable failures count against it."""
+    if attempt.latency_ms is not None and attempt.status is not None:
+        delta.latencies.append(attempt.latency_ms)
+    if attempt.verdict is Verdict.DELIVERED:
+        delta.ok += 1
+        delta.reset, delta.trailing = True, 0
+        return
+    delta.failed += 1
+    delta.error = attempt.error
+    if attempt.verdict is Verdict.RETRY:
+        delta.trailing += 1
