@@ -20,7 +20,9 @@ from alert_delivery.defs.resources import PostgresResource
         "alerts whose condition cleared are resolved; held alerts whose silence ended released."
     ),
 )
-def alerts(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult[None]:
+def alerts(
+    context: dg.AssetExecutionContext, postgres: PostgresResource
+) -> dg.MaterializeResult[None]:
     window = context.partition_time_window
     with postgres.get_connection() as conn:
         result = alerts_from_partition(conn, window.start, window.end)
