@@ -60,3 +60,22 @@ def test_two_runs_writing_the_same_hour_do_not_collide(db_url: str) -> None:
             b"SELECT count(*) FROM alert_delivery.metric_rollups_hourly WHERE hour = %s", (LAST,)
         ).fetchone()
         assert count == (2,)
+
+
+def test_family_summary_shows_outcome_rates_and_the_trend(conn: psycopg.Connection) -> None:
+    day = NOW.replace(hour=0)
+    load(conn, now=day + 24 * HOUR, hours=48, rows_per_hour=30, operations=["merge", "rebase"])
+    conn.execute(
+        b"UPDATE alert_delivery.performance_metrics SET duration_ms = duration_ms * 2,"
+        b" status = 'conflict' WHERE recorded_at >= %s AND metric_id %% 4 = 0",
+        (day,),
+    )
+    compute_rollups(conn, day - 24 * HOUR, day + 24 * HOUR)
+    rows = conn.execute(
+        b"SELECT day, samples, conflict_rate, mean_change_pct"
+        b" FROM alert_delivery.operation_family_summary WHERE family = 'merge' ORDER BY day"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(day - 24 * HOUR, 1440), (day, 1440)]
+    assert rows[0][3] is None
+    assert rows[1][2] > rows[0][2] + 0.2  # a quarter of day two became conflicts
+    assert 15 < rows[1][3] < 35  # a quarter of the durations doubled: about +25 %
