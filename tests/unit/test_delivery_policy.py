@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from alert_delivery.delivery.engine import decide, serialise
-from alert_delivery.delivery.outcome import Attempt, Verdict, classify_status
+from alert_delivery.delivery.outcome import Attempt, Verdict, account, classify_status
 from alert_delivery.delivery.retry import (
     DEFAULT_SCHEDULE_S,
     RetryPolicy,
@@ -18,7 +18,7 @@ from alert_delivery.delivery.retry import (
     parse_retry_after,
 )
 from alert_delivery.delivery.signing import generate_secret, sign, signature_header
-from alert_delivery.delivery.store import Claimed
+from alert_delivery.delivery.store import Claimed, HealthDelta
 
 
 @pytest.mark.parametrize(
@@ -183,3 +183,22 @@ def test_rotation_sends_both_signatures_and_either_secret_verifies() -> None:
     headers = {"webhook-id": "msg_2", "webhook-timestamp": str(now), "webhook-signature": header}
     for secret in (old, new):
         assert Webhook(secret).verify(b"{}", headers) == {}
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "ok", "failed", "reset", "tail"),
+    [
+        ([Verdict.RETRY, Verdict.RETRY], 0, 2, False, 2),
+        ([Verdict.RETRY, Verdict.DELIVERED, Verdict.RETRY], 1, 2, True, 1),
+        ([Verdict.DELIVERED, Verdict.PERMANENT], 1, 1, True, 0),
+        ([Verdict.GONE, Verdict.RETRY, Verdict.DELIVERED], 1, 2, True, 0),
+    ],
+)
+def test_breaker_bookkeeping_counts_only_retryable_failures_in_completion_order(
+    verdicts: list[Verdict], ok: int, failed: int, reset: bool, tail: int
+) -> None:
+    delta = HealthDelta()
+    for verdict in verdicts:
+        account(delta, Attempt(verdict, 200, latency_ms=1.0))
+    assert (delta.ok, delta.failed, delta.reset, delta.trailing) == (ok, failed, reset, tail)
+    assert len(delta.latencies) == len(verdicts)
