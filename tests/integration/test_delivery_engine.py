@@ -52,10 +52,11 @@ def test_delivers_signed_body_verifiable_with_standardwebhooks(
     assert {r["status"] for r in rows.values()} == {"delivered"}
     assert log_events(conn, ids[0]) == ["delivered"]
     health = conn.execute(
-        "SELECT total, succeeded, status FROM alert_delivery.webhook_health WHERE webhook_id = %s",
+        "SELECT total, succeeded, status, avg_latency_ms > 0, p95_latency_ms > 0"
+        " FROM alert_delivery.webhook_health WHERE webhook_id = %s",
         (webhook_id,),
     ).fetchone()
-    assert health == (3, 3, "healthy")
+    assert health == (3, 3, "healthy", True, True)
 
 
 def test_retry_then_deliver_keeps_the_webhook_id(
