@@ -180,7 +180,9 @@ CREATE FUNCTION alert_delivery.run_escalations(p_interval_s integer DEFAULT 600,
                                                p_dead_after_attempts integer DEFAULT 8)
 RETURNS TABLE (escalation_id bigint, alert_id bigint, delivery_id bigint, reason text,
                action text, level integer, queued integer)
-LANGUAGE plpgsql AS $$
+-- Per-row PL/pgSQL calls inflate the planner's cost estimates past jit_above_cost, and compiling
+-- costs more than these small index-driven statements take to run.
+LANGUAGE plpgsql SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     r record;
