@@ -22,7 +22,13 @@ The demo's calls (``conn`` is a psycopg connection to the migrated database)::
 
 Detection judges the hour against the baseline version whose 7-day window ends at the start of
 that hour's UTC day (computed on demand when missing), so the spike never inflates the baseline
-it is judged against, and a backfill gives the same answer as the live run.
+it is judged against, and a backfill gives the same answer as the live run. That version needs
+at least 10 samples per operation in the week before the hour's day: give the demo two days of
+history or more.
+
+Through Dagster instead: materialise ``baselines`` (default config: window ending at the start of
+the current UTC day), then ``anomalies`` and ``correlations`` with partition key
+``hour.strftime("%Y-%m-%d-%H:%M")``.
 """
 
 import math
