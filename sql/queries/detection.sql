@@ -22,13 +22,14 @@ ORDER BY 1;
 -- pages of all operations once per operation, rows being interleaved in time.
 -- Plain float8 sums here (numeric triples the cost); the versions detection reads are immutable
 -- once written, so last-bit differences never reach a backfill.
-SELECT operation_type, count(*)::int,
+-- Grouping under "C" sorts by bytes, cheaper than a linguistic collation for a million rows.
+SELECT operation_type COLLATE "C", count(*)::int,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms),
        avg(duration_ms),
        coalesce(stddev_samp(duration_ms), 0)
 FROM alert_delivery.performance_metrics
 WHERE recorded_at >= %(start)s AND recorded_at < %(end)s
-GROUP BY operation_type;
+GROUP BY 1;
 
 -- name: current_limits
 SELECT current_setting('statement_timeout'), current_setting('work_mem');
