@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 
 from alert_delivery.config import Settings, load_settings
+from alert_delivery.db.connection import describe_host
 from alert_delivery.db.queries import query
 from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig, connect_async
+from alert_delivery.errors import DatabaseUnavailable
 
 CHANNEL = "alert_delivery_queue"
 log = logging.getLogger("alert_delivery.worker")
@@ -158,6 +160,11 @@ def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        return await worker.run()
+        try:
+            return await worker.run()
+        except psycopg.OperationalError as exc:
+            # Leased rows come back when their lease ends; a supervisor restarts the worker.
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseUnavailable(describe_host(db_url), cause) from None
 
     return asyncio.run(main())
