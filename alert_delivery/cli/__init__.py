@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -39,6 +40,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _quiet_dagster_notices() -> None:
+    """Dagster's beta/preview notices are about its API, not the user's input."""
+    from dagster._utils.warnings import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alert-delivery", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -52,10 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Libraries (alembic under Dagster's storage, aiohttp) log at INFO; the commands print what
+    # matters themselves. -v shows everything.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        _quiet_dagster_notices()
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
