@@ -8,28 +8,25 @@ from alert_delivery.errors import InvalidInput
 from alert_delivery.escalation import add_route, list_routes, remove_route, run_escalations
 from tests.support.alerting import add_webhook
 
+BAD_ROUTES: list[tuple[dict[str, object], str]] = [
+    ({"name": " "}, "name: must not be empty"),
+    ({"severity": "LOUD"}, "severity: must be one of ALL, INFO, WARNING, CRITICAL"),
+    ({"webhooks": [], "kinds": []}, "webhooks: a route needs at least one webhook or kind"),
+    ({"webhooks": ["nope"]}, "webhooks: unknown webhook 'nope'"),
+    ({"kinds": ["fax"]}, "kinds: unknown 'fax'"),
+    ({"reasons": ["bored"]}, "reasons: unknown 'bored'"),
+    ({"reasons": []}, "reasons: needs at least one of"),
+    ({"operation_type": ""}, "operation_type: must not be empty"),
+]
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"name": " "}, "name: must not be empty"),
-        ({"severity": "LOUD"}, "severity: must be one of ALL, INFO, WARNING, CRITICAL"),
-        ({"webhooks": [], "kinds": []}, "webhooks: a route needs at least one webhook or kind"),
-        ({"webhooks": ["nope"]}, "webhooks: unknown webhook 'nope'"),
-        ({"kinds": ["fax"]}, "kinds: unknown 'fax'"),
-        ({"reasons": ["bored"]}, "reasons: unknown 'bored'"),
-        ({"reasons": []}, "reasons: needs at least one of"),
-        ({"operation_type": ""}, "operation_type: must not be empty"),
-    ],
-)
-def test_bad_routes_are_rejected_by_field(
-    conn: psycopg.Connection, kwargs: dict[str, object], message: str
-) -> None:
+
+def test_bad_routes_are_rejected_by_field(conn: psycopg.Connection) -> None:
     add_webhook(conn, "pager", "pagerduty")
-    args: dict[str, object] = {"name": "r", "webhooks": ["pager"]} | kwargs
-    name = str(args.pop("name"))
-    with pytest.raises(InvalidInput, match=message):
-        add_route(conn, name, **args)  # type: ignore[arg-type]
+    for kwargs, message in BAD_ROUTES:
+        args: dict[str, object] = {"name": "r", "webhooks": ["pager"]} | kwargs
+        name = str(args.pop("name"))
+        with pytest.raises(InvalidInput, match=message):
+            add_route(conn, name, **args)  # type: ignore[arg-type]
     assert list_routes(conn) == []
 
 
