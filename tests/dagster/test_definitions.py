@@ -25,14 +25,23 @@ def test_definitions_name_expected_assets_jobs_sensors_schedules() -> None:
     defs = load_from_workspace()
     assets = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"baselines", "anomalies", "correlations", "alerts"} <= assets
-    assert {"delivery_report", "response_sla_report"} <= assets
+    assert {"delivery_report", "response_sla_report", "escalation_report"} <= assets
     jobs = {job.name for job in defs.resolve_all_job_defs()}
-    assert {"deliver_pending", "retry_sweep", "replay_dead"} <= jobs
+    assert {"deliver_pending", "retry_sweep", "replay_dead", "escalate"} <= jobs
+    assert {"recalculate_baselines", "detect_hourly"} <= jobs
     sensors = {sensor.name for sensor in defs.sensors or []}
     assert {"delivery_queue_sensor", "pipeline_failure_alert"} <= sensors
-    schedules = {schedule.name: schedule for schedule in defs.schedules or []}
-    assert {"baselines_daily", "detection_hourly", "retry_sweep_every_5_minutes"} <= set(schedules)
-    assert schedules["retry_sweep_every_5_minutes"].cron_schedule == "*/5 * * * *"
+    names = {schedule.name for schedule in defs.schedules or []}
+    expected = {
+        "baselines_daily": ("recalculate_baselines", "10 0 * * *"),
+        "detection_hourly": ("detect_hourly", "5 * * * *"),
+        "retry_sweep_every_5_minutes": ("retry_sweep", "*/5 * * * *"),
+        "escalate_every_minute": ("escalate", "* * * * *"),
+    }
+    assert set(expected) <= names
+    for name, (job, cron) in expected.items():
+        schedule = defs.resolve_schedule_def(name)
+        assert (schedule.job_name, schedule.cron_schedule) == (job, cron)
 
 
 def test_resources_and_in_process_executor() -> None:
