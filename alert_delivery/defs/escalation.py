@@ -15,6 +15,7 @@ from alert_delivery.escalation import (
     EscalationAction,
     EscalationPolicy,
     list_escalations,
+    list_routes,
     run_escalations,
 )
 
@@ -136,12 +137,14 @@ _REPORT_COLUMNS = (
 
 @dg.asset(
     group_name=_GROUP,
-    description="Open and recently stopped escalations: alert, reason, level, next send, why"
-    " stopped.",
+    description="Open and recently stopped escalations (alert, reason, level, next send, why"
+    " stopped) and the escalation routes; with no matching route an escalation goes to the"
+    " alert's own route.",
 )
 def escalation_report(postgres: PostgresResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
     with postgres.get_connection() as conn:
         summary = list_escalations(conn)
+        routes = list_routes(conn)
     records = []
     for row in summary.rows:
         cells = {name: _cell(getattr(row, name), kind) for name, kind in _REPORT_COLUMNS}
@@ -157,6 +160,29 @@ def escalation_report(postgres: PostgresResource) -> dg.MaterializeResult:  # ty
                 records=records,
                 schema=dg.TableSchema(
                     columns=[dg.TableColumn(name, kind) for name, kind in _REPORT_COLUMNS]
+                ),
+            ),
+            "routes": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord(
+                        {
+                            "name": r.name,
+                            "matches": f"{r.severity} / {r.alert_type} / {r.operation_type}",
+                            "reasons": ", ".join(r.reasons),
+                            "targets": ", ".join(r.webhooks + [f"all {k}" for k in r.target_kinds]),
+                            "active": r.active,
+                        }
+                    )
+                    for r in routes
+                ],
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("name", "string"),
+                        dg.TableColumn("matches", "string"),
+                        dg.TableColumn("reasons", "string"),
+                        dg.TableColumn("targets", "string"),
+                        dg.TableColumn("active", "bool"),
+                    ]
                 ),
             ),
         }
