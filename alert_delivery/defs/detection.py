@@ -181,7 +181,11 @@ def correlations(
 
 
 baselines_job = dg.define_asset_job("recalculate_baselines", selection=["baselines"])
-detection_job = dg.define_asset_job("detect_hourly", selection=["anomalies", "correlations"])
+# Alerts (the alerting domain's asset, contract key "alerts") ride along, so each hourly run goes
+# from metrics to enqueued notifications.
+detection_job = dg.define_asset_job(
+    "detect_hourly", selection=["anomalies", "correlations", "alerts"]
+)
 baselines_schedule = dg.ScheduleDefinition(
     name="baselines_daily",
     job=baselines_job,

@@ -18,7 +18,13 @@ KEY = LAST.strftime("%Y-%m-%d-%H:%M")
 def test_definitions_expose_the_detection_contract() -> None:
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert {"baselines", "anomalies", "correlations"} <= keys
-    assert defs.resolve_job_def("detect_hourly").partitions_def is not None
+    job = defs.resolve_job_def("detect_hourly")
+    assert job.partitions_def is not None
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "anomalies",
+        "correlations",
+        "alerts",
+    }
     assert defs.resolve_schedule_def("baselines_daily").cron_schedule == "10 0 * * *"
     schedule = defs.resolve_schedule_def("detection_hourly")
     context = dg.build_schedule_context(
