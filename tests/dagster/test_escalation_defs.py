@@ -22,6 +22,9 @@ def test_definitions_load() -> None:
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "escalation_report" in keys
+    # A tick asks for one escalate run with the default policy.
+    [request] = schedule.evaluate_tick(dg.build_schedule_context()).run_requests or []
+    assert request.job_name in (None, "escalate")
 
 
 def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection) -> None:
