@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "alerts",
     "silences",
     "inbox",
+    "escalations",
     "webhooks",
     "keys",
     "dlq",
