@@ -216,13 +216,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- Channel formatters ---------------------------------------------------------------------------
-CREATE FUNCTION alert_delivery.format_slack(p_event text, p_msgs jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-BEGIN
-    RETURN (
+CREATE FUNCTION alert_delivery.slack_attachment(p_event text, m jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT jsonb_build_object(
-        'text', alert_delivery.slack_text(alert_delivery.headline(p_event, p_msgs), 300),
-        'attachments', jsonb_agg(jsonb_build_object(
             'color', CASE WHEN p_event = 'resolve' THEN '#2EB67D'
                           WHEN m ->> 'severity' = 'CRITICAL' THEN '#E01E5A'
                           WHEN m ->> 'severity' = 'WARNING' THEN '#ECB22E' ELSE '#36C5F0' END,
@@ -250,19 +246,23 @@ BEGIN
                         'text', alert_delivery.slack_text(concat_ws(' · ', 'Alert #' || (m ->> 'id'),
                                                      nullif(alert_delivery.details_text(m -> 'details'), ''),
                                                      'Runbook: ' || (m ->> 'runbook_url')),
-                                           1000)))))
-        ) ORDER BY i))
-    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
-END
+                                           1000))))))
 $$;
 
-CREATE FUNCTION alert_delivery.format_mattermost(p_event text, p_msgs jsonb) RETURNS jsonb
+CREATE FUNCTION alert_delivery.format_slack(p_event text, p_msgs jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
     RETURN (
     SELECT jsonb_build_object(
-        'text', alert_delivery.mattermost_text(alert_delivery.headline(p_event, p_msgs), 600),
-        'attachments', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+        'text', alert_delivery.slack_text(alert_delivery.headline(p_event, p_msgs), 300),
+        'attachments', jsonb_agg(alert_delivery.slack_attachment(p_event, m) ORDER BY i))
+    FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
+END
+$$;
+
+CREATE FUNCTION alert_delivery.mattermost_attachment(p_event text, m jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
             'fallback', alert_delivery.mattermost_plain(alert_delivery.headline(p_event, jsonb_build_array(m)), 600),
             'color', CASE WHEN p_event = 'resolve' THEN '#008000'
                           WHEN m ->> 'severity' = 'CRITICAL' THEN '#FF0000'
@@ -281,8 +281,16 @@ BEGIN
                                    'value', m ->> 'severity'),
                 jsonb_build_object('short', false, 'title', 'Details',
                                    'value', alert_delivery.mattermost_text(alert_delivery.details_text(m -> 'details'), 1000))),
-            'footer', alert_delivery.mattermost_plain('alert-delivery · alert #' || (m ->> 'id'), 200)
-        )) ORDER BY i))
+            'footer', alert_delivery.mattermost_plain('alert-delivery · alert #' || (m ->> 'id'), 200)))
+$$;
+
+CREATE FUNCTION alert_delivery.format_mattermost(p_event text, p_msgs jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
+    SELECT jsonb_build_object(
+        'text', alert_delivery.mattermost_text(alert_delivery.headline(p_event, p_msgs), 600),
+        'attachments', jsonb_agg(alert_delivery.mattermost_attachment(p_event, m) ORDER BY i))
     FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i));
 END
 $$;
@@ -390,6 +398,12 @@ END
 $$;
 
 -- The generic webhook: a versioned envelope whose id is stable for this notification.
+CREATE FUNCTION alert_delivery.webhook_alert(m jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT m || jsonb_build_object('title', alert_delivery.clean_text(m ->> 'title', 1000),
+                                   'description', alert_delivery.clean_text(m ->> 'description', 10000))
+$$;
+
 CREATE FUNCTION alert_delivery.format_webhook(p_event text, p_msgs jsonb, p_at timestamptz) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
@@ -406,10 +420,7 @@ BEGIN
         'timestamp', alert_delivery.utc_iso_us(p_at),
         'data', jsonb_build_object(
             'count', jsonb_array_length(p_msgs),
-            'alerts', (SELECT jsonb_agg(m || jsonb_build_object(
-                                   'title', alert_delivery.clean_text(m ->> 'title', 1000),
-                                   'description', alert_delivery.clean_text(m ->> 'description', 10000))
-                               ORDER BY i)
+            'alerts', (SELECT jsonb_agg(alert_delivery.webhook_alert(m) ORDER BY i)
                        FROM jsonb_array_elements(p_msgs) WITH ORDINALITY AS t(m, i)))));
 END
 $$;
@@ -438,6 +449,56 @@ BEGIN
     SELECT alert_delivery.format_messages(p_kind, p_event,
         (SELECT jsonb_agg(alert_delivery.alert_message(a) ORDER BY array_position(p_alert_ids, a.alert_id))
          FROM alert_delivery.alerts a WHERE a.alert_id = ANY (p_alert_ids)), p_at));
+END
+$$;
+
+-- One more alert in a batch's trigger payload without formatting the whole batch again (the
+-- result equals format_payload of all of them: tests/integration/test_alerting_parity.py). NULL
+-- for kinds that are simply formatted again.
+CREATE FUNCTION alert_delivery.append_to_payload(p_kind text, p_payload jsonb, p_ids bigint[],
+                                                 p_msg jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_n integer := cardinality(p_ids);
+    v_first alert_delivery.alerts;
+    v_head text;
+BEGIN
+    IF p_kind NOT IN ('slack', 'mattermost', 'email', 'webhook') OR v_n < 2 THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_first FROM alert_delivery.alerts a WHERE a.alert_id = p_ids[1];
+    v_head := format('%s: %s alerts (%s)', alert_delivery.event_label('trigger'), v_n,
+                     v_first.alert_type);
+    IF p_kind = 'slack' THEN
+        RETURN jsonb_build_object(
+            'text', alert_delivery.slack_text(v_head, 300),
+            'attachments', (p_payload -> 'attachments')
+                           || jsonb_build_array(alert_delivery.slack_attachment('trigger', p_msg)));
+    ELSIF p_kind = 'mattermost' THEN
+        RETURN jsonb_build_object(
+            'text', alert_delivery.mattermost_text(v_head, 600),
+            'attachments', (p_payload -> 'attachments') || jsonb_build_array(
+                               alert_delivery.mattermost_attachment('trigger', p_msg)));
+    ELSIF p_kind = 'email' THEN
+        RETURN jsonb_build_object(
+            'subject', alert_delivery.subject_text(format('[%s] [%s] %s alerts: %s',
+                alert_delivery.event_label('trigger'), v_first.severity, v_n,
+                (SELECT string_agg(DISTINCT a.operation_type, ', ')
+                 FROM alert_delivery.alerts a WHERE a.alert_id = ANY (p_ids))), 200),
+            'text', (p_payload ->> 'text') || E'\n\n---\n\n'
+                    || alert_delivery.email_block_text('trigger', p_msg),
+            'html', left(p_payload ->> 'html', -14) || '<hr>'
+                    || alert_delivery.email_block_html('trigger', p_msg) || '</body></html>');
+    END IF;
+    RETURN jsonb_build_object(
+        'version', '1', 'type', 'alert.triggered',
+        'id', 'evt_' || md5('trigger:' || array_to_string(p_ids, ',') || ':'
+                            || alert_delivery.utc_iso_us(now())),
+        'timestamp', alert_delivery.utc_iso_us(now()),
+        'data', jsonb_build_object(
+            'count', v_n,
+            'alerts', (p_payload -> 'data' -> 'alerts')
+                      || jsonb_build_array(alert_delivery.webhook_alert(p_msg))));
 END
 $$;
 
@@ -528,12 +589,14 @@ DECLARE
     v_key text;
     v_id bigint;
     v_ids bigint[];
+    v_payload jsonb;
 BEGIN
     IF p_window > 0 AND p_kind <> 'pagerduty' THEN
         v_key := 'trigger:' || alert_delivery.batch_key(a, p_group_by);
         -- Only the newest open batch of the key is a candidate: full ones stay untouched and the
         -- lookup stays one index probe however many batches wait.
-        SELECT q.delivery_id, q.alert_ids INTO v_id, v_ids FROM alert_delivery.delivery_queue q
+        SELECT q.delivery_id, q.alert_ids, q.payload INTO v_id, v_ids, v_payload
+        FROM alert_delivery.delivery_queue q
         WHERE q.webhook_id = p_webhook_id AND q.group_key = v_key AND q.status = 'pending'
           AND q.attempts = 0 AND q.event = 'trigger' AND q.next_attempt_at > now()
         ORDER BY q.delivery_id DESC LIMIT 1
@@ -541,9 +604,12 @@ BEGIN
         IF FOUND AND cardinality(v_ids) < p_max_batch THEN
             IF NOT a.alert_id = ANY (v_ids) THEN
                 v_ids := v_ids || a.alert_id;
+                v_payload := coalesce(
+                    alert_delivery.append_to_payload(p_kind, v_payload, v_ids,
+                                                     alert_delivery.alert_message(a)),
+                    alert_delivery.format_payload(p_kind, 'trigger', v_ids));
                 UPDATE alert_delivery.delivery_queue
-                SET alert_ids = v_ids, payload = alert_delivery.format_payload(p_kind, 'trigger', v_ids),
-                    updated_at = now()
+                SET alert_ids = v_ids, payload = v_payload, updated_at = now()
                 WHERE delivery_id = v_id;
             END IF;
             INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail)

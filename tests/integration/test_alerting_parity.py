@@ -9,7 +9,13 @@ import psycopg
 from alert_delivery.alerting.fingerprint import content_hash, fingerprint
 from alert_delivery.channels import KINDS, render
 from alert_delivery.db import query
-from tests.support.alerting import HOSTILE_DESCRIPTION, HOSTILE_TITLE, alert
+from tests.support.alerting import (
+    HOSTILE_DESCRIPTION,
+    HOSTILE_TITLE,
+    add_webhook,
+    alert,
+    queue_rows,
+)
 
 AT = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
 EVENTS = ("trigger", "resolve", "acknowledge", "escalate")
@@ -73,3 +79,34 @@ def test_fingerprints_agree(conn: psycopg.Connection) -> None:
     ).fetchone()
     fp = fingerprint("test", "merge", "STATISTICAL", "CRITICAL")
     assert stored == (fp, content_hash(fp, "merge latency anomaly", "p99 is 5x the baseline"))
+
+
+def test_batches_grown_one_alert_at_a_time_equal_formatting_the_whole_batch(db_url: str) -> None:
+    # One transaction, so now() (the webhook envelope's stamp) is the same for both.
+    with psycopg.connect(db_url) as conn:
+        kinds = ("slack", "mattermost", "email", "webhook", "inbox")
+        for kind in kinds:
+            add_webhook(conn, kind, kind)
+        conn.execute(
+            "UPDATE alert_delivery.routing_rules SET target_kinds = %s"
+            " WHERE name = 'default-warning'",
+            (list(kinds),),
+        )
+        for i, op in enumerate(["merge", "commit <b>", "apply", "branch"]):
+            alert(
+                conn,
+                operation_type=op,
+                severity="WARNING",
+                title=HOSTILE_TITLE if i == 1 else f"title {i}",
+                description=HOSTILE_DESCRIPTION if i == 3 else "d",
+            )
+        rows = queue_rows(conn)
+        assert sorted(r["kind"] for r in rows) == sorted(kinds)
+        for row in rows:
+            assert len(row["alert_ids"]) == 4
+            expected = conn.execute(
+                "SELECT alert_delivery.format_payload(%s, 'trigger', %s::bigint[], now())",
+                (row["kind"], row["alert_ids"]),
+            ).fetchone()
+            assert expected is not None
+            assert row["payload"] == expected[0], row["kind"]
