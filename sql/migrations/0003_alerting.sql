@@ -90,9 +90,16 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                           '', 'g')
 $$;
 
+-- PL/pgSQL, not SQL: their argument is an expensive expression used three times, which the
+-- planner refuses to inline, and a non-inlined SQL function is planned again per statement.
 CREATE FUNCTION alert_delivery.cut(p text, p_max integer) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN char_length(p) > p_max THEN left(p, p_max - 1) || '…' ELSE p END
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF char_length(p) > p_max THEN
+        RETURN left(p, p_max - 1) || '…';
+    END IF;
+    RETURN p;
+END
 $$;
 
 CREATE FUNCTION alert_delivery.clean_text(p text, p_max integer) RETURNS text
@@ -101,9 +108,13 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION alert_delivery.slack_cut(e text, p_max integer) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN char_length(e) > p_max
-                THEN regexp_replace(left(e, p_max - 1), '&[a-z]{0,3}$', '') || '…' ELSE e END
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF char_length(e) > p_max THEN
+        RETURN regexp_replace(left(e, p_max - 1), '&[a-z]{0,3}$', '') || '…';
+    END IF;
+    RETURN e;
+END
 $$;
 
 -- Slack: escape the three characters its docs name (so <!channel> and <url|x> become text), then
