@@ -195,21 +195,28 @@ LANGUAGE sql STABLE AS $$
         'acknowledged_by', a.acknowledged_by)
 $$;
 
+-- One expression (concat_ws skips the NULLs) so it inlines like the text helpers.
 CREATE FUNCTION alert_delivery.details_text(p jsonb) RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-DECLARE
-    k text;
-    parts text[] := '{}';
-BEGIN
-    FOREACH k IN ARRAY ARRAY['anomaly_type', 'bottleneck_type', 'z_score', 'p99_ratio',
-                             'metric_id', 'duration_ms', 'baseline_ms', 'pearson_r',
-                             'detected_at'] LOOP
-        IF jsonb_typeof(p -> k) IN ('string', 'number', 'boolean') THEN
-            parts := parts || (k || '=' || (p ->> k));
-        END IF;
-    END LOOP;
-    RETURN array_to_string(parts, ', ');
-END
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT concat_ws(', ',
+        CASE WHEN jsonb_typeof(p -> 'anomaly_type') IN ('string', 'number', 'boolean')
+             THEN 'anomaly_type=' || (p ->> 'anomaly_type') END,
+        CASE WHEN jsonb_typeof(p -> 'bottleneck_type') IN ('string', 'number', 'boolean')
+             THEN 'bottleneck_type=' || (p ->> 'bottleneck_type') END,
+        CASE WHEN jsonb_typeof(p -> 'z_score') IN ('string', 'number', 'boolean')
+             THEN 'z_score=' || (p ->> 'z_score') END,
+        CASE WHEN jsonb_typeof(p -> 'p99_ratio') IN ('string', 'number', 'boolean')
+             THEN 'p99_ratio=' || (p ->> 'p99_ratio') END,
+        CASE WHEN jsonb_typeof(p -> 'metric_id') IN ('string', 'number', 'boolean')
+             THEN 'metric_id=' || (p ->> 'metric_id') END,
+        CASE WHEN jsonb_typeof(p -> 'duration_ms') IN ('string', 'number', 'boolean')
+             THEN 'duration_ms=' || (p ->> 'duration_ms') END,
+        CASE WHEN jsonb_typeof(p -> 'baseline_ms') IN ('string', 'number', 'boolean')
+             THEN 'baseline_ms=' || (p ->> 'baseline_ms') END,
+        CASE WHEN jsonb_typeof(p -> 'pearson_r') IN ('string', 'number', 'boolean')
+             THEN 'pearson_r=' || (p ->> 'pearson_r') END,
+        CASE WHEN jsonb_typeof(p -> 'detected_at') IN ('string', 'number', 'boolean')
+             THEN 'detected_at=' || (p ->> 'detected_at') END)
 $$;
 
 CREATE FUNCTION alert_delivery.event_label(p_event text) RETURNS text
