@@ -25,8 +25,10 @@ WITH cfg AS (
         next_attempt_at = now() + make_interval(secs => %(lease_s)s),
         leased_by = %(worker_id)s,
         updated_at = now()
-    FROM due, alert_delivery.webhooks w
-    WHERE q.delivery_id = due.delivery_id AND w.webhook_id = q.webhook_id
+    FROM alert_delivery.webhooks w
+    -- = ANY(ARRAY(...)) keeps this a primary-key lookup however large the queue grows.
+    WHERE q.delivery_id = ANY (ARRAY(SELECT delivery_id FROM due))
+      AND w.webhook_id = q.webhook_id
     RETURNING q.delivery_id, q.message_id::text AS message_id, q.alert_id, q.webhook_id,
               q.event, q.payload, q.attempts, w.kind, w.name, w.url_encrypted, w.url_redacted,
               w.secret_encrypted, w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active
@@ -104,7 +106,9 @@ WITH o AS (
         dead_at = CASE WHEN o.status = 'dead' THEN now() ELSE NULL END,
         updated_at = now()
     FROM o
-    WHERE q.delivery_id = o.delivery_id AND q.status = 'in_flight' AND q.leased_by = %(worker_id)s
+    -- = ANY(array) makes the queue side a primary-key lookup, whatever the queue's size.
+    WHERE q.delivery_id = ANY (%(ids)s::bigint[]) AND q.delivery_id = o.delivery_id
+      AND q.status = 'in_flight' AND q.leased_by = %(worker_id)s
     RETURNING q.delivery_id, q.alert_id, q.webhook_id, q.attempts, o.http_status, o.latency_ms,
               o.error, o.log_event
 ), log AS (

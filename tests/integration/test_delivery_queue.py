@@ -42,6 +42,44 @@ def test_claim_uses_the_due_index(
         )
     assert "delivery_queue_due" in plan, plan
     assert "Seq Scan on delivery_queue" not in plan, plan
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "UPDATE alert_delivery.delivery_queue SET status = 'in_flight', leased_by = 'x'"
+            " WHERE status = 'pending' RETURNING delivery_id"
+        ).fetchall()
+    ]
+    conn.execute("ANALYZE alert_delivery.delivery_queue")
+    n = len(ids)
+    params = {
+        "ids": ids,
+        "statuses": ["delivered"] * n,
+        "delays": [0.0] * n,
+        "http": [200] * n,
+        "errors": [None] * n,
+        "latencies": [1.0] * n,
+        "events": ["delivered"] * n,
+        "counted": [True] * n,
+        "worker_id": "x",
+        "run_id": None,
+        "threshold": 5,
+        "h_ids": [webhook_id],
+        "h_ok": [n],
+        "h_failed": [0],
+        "h_reset": [True],
+        "h_trailing": [0],
+        "h_lat_n": [n],
+        "h_lat_sum": [float(n)],
+        "h_lat_p95": [1.0],
+        "h_error": [None],
+    }
+    with conn.transaction():
+        record_plan = "\n".join(
+            str(r[0])
+            for r in conn.execute(b"EXPLAIN " + query("delivery", "record").encode(), params)
+        )
+    # Outcomes of a batch are primary-key lookups, never a scan of the queue.
+    assert "Seq Scan on delivery_queue" not in record_plan, record_plan
 
 
 def test_two_claimers_never_share_a_row_and_expired_leases_come_back(
