@@ -128,7 +128,8 @@ def _register(db_url: str, port: int, settings_env: dict[str, str], n: int) -> l
     ]
 
 
-def _bench_throughput(db_url: str, port: int, env: dict[str, str]) -> list[BenchRow]:
+def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int, float, int, float]:
+    """One round: (delivered, engine seconds, log rows, bare-loop seconds)."""
     hooks = _register(db_url, port, env, N_WEBHOOKS)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
@@ -186,6 +187,15 @@ def _bench_throughput(db_url: str, port: int, env: dict[str, str]) -> list[Bench
 
     bare_seconds = asyncio.run(bare())
     _stats(port)
+    return delivered, seconds, logged, bare_seconds
+
+
+def _bench_throughput(ctx: BenchContext, port: int, env: dict[str, str]) -> list[BenchRow]:
+    """Best of two rounds for the engine and for the bare loop: the 2-core machine is shared,
+    and a neighbour's burst otherwise decides the ratio."""
+    rounds = [_throughput_round(ctx.fresh_database(), port, env) for _ in range(2)]
+    delivered, seconds, logged, _ = min(rounds, key=lambda r: r[1])
+    bare_seconds = min(r[3] for r in rounds)
     engine_rate, bare_rate = delivered / seconds, N_DELIVERIES / bare_seconds
     share = engine_rate / bare_rate
     return [
@@ -195,9 +205,12 @@ def _bench_throughput(db_url: str, port: int, env: dict[str, str]) -> list[Bench
             seconds,
             target=">= 4,000/s and >= 75 % of bare",
             met=engine_rate >= 4000 and share >= 0.75 and logged == N_DELIVERIES,
-            note=f"{share:.0%} of bare, {logged} log rows, load {os.getloadavg()[0]:.1f}",
+            note=f"{share:.0%} of bare, {logged} log rows, best of 2, "
+            f"load {os.getloadavg()[0]:.1f}",
         ),
-        BenchRow("delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds),
+        BenchRow(
+            "delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds, note="best of 2"
+        ),
     ]
 
 
@@ -342,7 +355,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
         env["ALERT_DELIVERY_HOME"] = tmp
         receiver, port = _start_receiver(Path(tmp))
         try:
-            rows = _bench_throughput(ctx.fresh_database(), port, env)
+            rows = _bench_throughput(ctx, port, env)
             rows.append(_bench_worker_latency(ctx.fresh_database(), port, env))
             rows.append(_bench_sensor_latency(ctx.fresh_database(), port, env))
         finally:
