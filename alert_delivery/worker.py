@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import describe_host
 from alert_delivery.db.queries import query
 from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig, connect_async
+from alert_delivery.delivery.loop import run
 from alert_delivery.errors import DatabaseUnavailable
 
 CHANNEL = "alert_delivery_queue"
@@ -168,15 +168,4 @@ def run_worker(
             cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DatabaseUnavailable(describe_host(db_url), cause) from None
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(main())
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when it is installed: a faster loop on the millisecond path; asyncio otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    return run(main())

@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet
 
 from alert_delivery.config import load_settings
 from alert_delivery.delivery.engine import Engine, EngineConfig, drain
+from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import BenchContext, BenchRow, percentile
 
@@ -155,7 +156,7 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
         finally:
             await engine.close()
 
-    seconds, delivered = asyncio.run(engine_run())
+    seconds, delivered = run_loop(engine_run())
     _stats(port)
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
@@ -185,7 +186,7 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
             await asyncio.gather(*(loop() for _ in range(50)))
             return time.perf_counter() - started
 
-    bare_seconds = asyncio.run(bare())
+    bare_seconds = run_loop(bare())
     _stats(port)
     return delivered, seconds, logged, bare_seconds
 

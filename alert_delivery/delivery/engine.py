@@ -18,6 +18,7 @@ import psycopg
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import describe_host
 from alert_delivery.delivery import store
+from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.outcome import Attempt, Verdict, account, decide
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
 from alert_delivery.delivery.retry import RetryPolicy
@@ -354,4 +355,4 @@ def deliver_batch(
         finally:
             await engine.close()
 
-    return asyncio.run(run())
+    return run_loop(run())

@@ -1,6 +1,5 @@
 """`webhooks test`: one signed ping straight to the target; the result is recorded on the row."""
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -8,6 +7,7 @@ from datetime import UTC, datetime
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import connect
 from alert_delivery.delivery.engine import EngineConfig, serialise
+from alert_delivery.delivery.loop import run
 from alert_delivery.delivery.outcome import Attempt, Verdict
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target, webhook_id_by_name
 from alert_delivery.delivery.secrets import load_vault
@@ -75,7 +75,7 @@ def ping_webhook(
                     True,
                 )
                 body = serialise(fake, secrets)
-                attempt = asyncio.run(_post(url, body, message_id, secrets, config, settings))
+                attempt = run(_post(url, body, message_id, secrets, config, settings))
             else:
                 attempt = Attempt(Verdict.DELIVERED, latency_ms=0.0)
         except AlertDeliveryError as exc:
