@@ -19,7 +19,27 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (5)")
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds (10)")
     p.add_argument("--lease", type=float, default=120.0, help="lease per claimed row, s (120)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (off by default)",
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     p.set_defaults(handler=handle)
+
+
+def _serve_process_metrics(host: str, port: int) -> None:
+    from alert_delivery.exporter import start_process_metrics_server
+
+    if not 0 < port < 65536:
+        raise InvalidInput(f"not a port: {port}", where="--metrics-port")
+    try:
+        start_process_metrics_server(port, host=host)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {host}:{port}: {exc.strerror}", where="--metrics-port"
+        ) from None
+    print(f"worker metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -42,6 +62,8 @@ def handle(args: argparse.Namespace) -> int:
         lease_s=args.lease,
     )
     options = WorkerOptions(batch_size=args.batch_size, poll_interval_s=args.poll_interval)
+    if args.metrics_port is not None:
+        _serve_process_metrics(args.metrics_host, args.metrics_port)
     totals = run_worker(
         resolve_database_url(), worker_id=args.worker_id, options=options, config=config
     )

@@ -86,9 +86,14 @@ def check_address(addr: IPAddress, allowed: Sequence[IPNetwork], *, host: str) -
         raise TargetForbidden(f"{host} is a {reason}; refused by the SSRF guard")
 
 
+_announced: set[tuple[IPNetwork, ...]] = set()
+
+
 def announce_allow_list(allowed: Sequence[IPNetwork]) -> None:
-    """Say on stderr that the guard is relaxed, and for what (per engine, command, registration)."""
-    if allowed:
+    """Say on stderr, once per process and allow-list, that the guard is relaxed and for what."""
+    key = tuple(allowed)
+    if key and key not in _announced:
+        _announced.add(key)
         nets = ", ".join(str(n) for n in allowed)
         sys.stderr.write(
             f"alert-delivery: WARNING: SSRF allow-list in effect, deliveries may reach {nets} "
