@@ -6,16 +6,14 @@ from datetime import datetime
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.dlq import Selection, list_dead, replay
 from alert_delivery.errors import InvalidInput
+from alert_delivery.inputs import parse_time
 
 
 def _when(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"needs a time zone, e.g. {text}+00:00")
-    return value
+        return parse_time(text, where="time", require_zone=True)
+    except InvalidInput as exc:  # argparse reports ArgumentTypeError as a one-line usage error
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("time: ")) from None
 
 
 def _selectors(p: argparse.ArgumentParser) -> None:

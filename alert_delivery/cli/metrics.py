@@ -21,6 +21,7 @@ from alert_delivery.detection.ingest import LoadReport, detect_format, load_file
 from alert_delivery.detection.rollups import HOUR
 from alert_delivery.detection.settings import BaselineSettings
 from alert_delivery.errors import InvalidInput
+from alert_delivery.inputs import parse_time
 
 EXIT_REJECTED = 1
 MAX_LISTED = 100
@@ -71,18 +72,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if report.rejected else 0
 
 
-def _timestamp(text: str, where: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"not an ISO timestamp: {text!r}", where=where) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def cmd_baselines(args: argparse.Namespace) -> int:
     settings = BaselineSettings(window_days=args.window_days)
     if args.window_end:
-        end = _timestamp(args.window_end, "--window-end")
+        end = parse_time(args.window_end, where="--window-end")
     else:
         end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with connect(resolve_database_url()) as conn:
@@ -98,8 +91,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    start = _timestamp(args.start, "--start")
-    end = _timestamp(args.end, "--end") if args.end else start + HOUR
+    start = parse_time(args.start, where="--start")
+    end = parse_time(args.end, where="--end") if args.end else start + HOUR
     if start.minute or start.second or start.microsecond or start >= end:
         raise InvalidInput("must be a whole hour before --end", where="--start")
     hours = []

@@ -1,22 +1,16 @@
 """`alert-delivery silence add / list / expire`: snooze alerts by operation and alert type."""
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 
 from alert_delivery.alerting import silences
 from alert_delivery.db import transaction
 from alert_delivery.errors import InvalidInput
+from alert_delivery.inputs import parse_time
 
 
 def _time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"not an ISO 8601 time: {text!r}", where=option) from None
-    # A time without an offset means UTC, like every timestamp this tool prints.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None if text is None else parse_time(text, where=option)
 
 
 def _add(args: argparse.Namespace) -> int:

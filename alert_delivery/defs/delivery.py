@@ -14,6 +14,7 @@ from alert_delivery.delivery.engine import BatchResult, EngineConfig, deliver_ba
 from alert_delivery.delivery.sender import SenderConfig
 from alert_delivery.delivery.sensing import plan_delivery_runs
 from alert_delivery.errors import InvalidInput
+from alert_delivery.inputs import parse_time
 
 
 class WebhookSenderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -142,15 +143,7 @@ class ReplayConfig(dg.Config):
 
 
 def _time(text: str, where: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"not an ISO 8601 time: {text!r}", where=where) from None
-    if value.tzinfo is None:
-        raise InvalidInput("needs a time zone", where=where)
-    return value
+    return parse_time(text, where=where, require_zone=True) if text else None
 
 
 @dg.op

@@ -19,7 +19,7 @@ from alert_delivery.detection.settings import (
     BaselineSettings,
     CorrelationSettings,
 )
-from alert_delivery.errors import InvalidInput
+from alert_delivery.inputs import parse_time
 
 
 class BaselinesConfig(dg.Config):
@@ -48,11 +48,7 @@ class CorrelationsConfig(dg.Config):
 def _window_end(text: str) -> datetime:
     if not text:
         return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"not an ISO timestamp: {text!r}", where="window_end") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_time(text, where="window_end")
 
 
 def _check(outcome: checks.CheckOutcome, asset: str) -> dg.AssetCheckResult:

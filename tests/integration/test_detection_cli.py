@@ -32,9 +32,9 @@ def test_baselines_and_detect_commands(db_url: str, capsys: pytest.CaptureFixtur
     ("argv", "message"),
     [
         (["metrics", "baselines", "--window-days", "0"], "window_days: must be between 1 and 365"),
-        (["metrics", "baselines", "--window-end", "soon"], "--window-end: not an ISO timestamp"),
+        (["metrics", "baselines", "--window-end", "soon"], "--window-end: not an ISO 8601 time"),
         (["metrics", "detect", "--start", "2026-03-10T11:30:00"], "--start: must be a whole hour"),
-        (["metrics", "detect", "--start", "x"], "--start: not an ISO timestamp"),
+        (["metrics", "detect", "--start", "x"], "--start: not an ISO 8601 time"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(
