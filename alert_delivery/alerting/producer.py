@@ -66,7 +66,11 @@ def raise_alert(conn: psycopg.Connection, **fields: Any) -> RaiseResult:
 def raise_alerts(
     conn: psycopg.Connection, alerts: Sequence[Mapping[str, Any]]
 ) -> list[RaiseResult]:
-    """Raise many alerts in one statement (all or nothing), in order."""
+    """Raise many alerts in one statement (all or nothing), in order.
+
+    Same result as ``raise_alert`` on each in turn; SQL processes a batch of new, distinct
+    alerts set-based (``alert_delivery.raise_alerts``), which is what makes batches fast.
+    """
     if not alerts:
         return []
     try:

@@ -931,6 +931,364 @@ BEGIN
         (p_alert ->> 'anomaly_id')::bigint, (p_alert ->> 'correlation_id')::bigint);
 END $$;
 
+-- Batches ---------------------------------------------------------------------------------------
+-- raise_alerts(array) gives the result of raise_alert(jsonb) on each element in order
+-- (tests/integration/test_alerting_batch.py compares every row), but set-based: a batch of new,
+-- distinct alerts is inserted, classified, routed, grouped, formatted and logged with a few
+-- statements, and each queue row is written once instead of once per alert joining its batch.
+-- Anything that path does not cover (invalid input, a fingerprint still open or twice in the
+-- batch, one group with different batch sizes, a concurrent insert) runs per alert instead.
+CREATE TYPE alert_delivery.alert_input AS (
+    i integer, source text, operation_type text, alert_type text, severity text, title text,
+    description text, details jsonb, partition_start timestamptz, anomaly_id bigint,
+    correlation_id bigint, fingerprint text, content_hash text);
+
+-- What process_new_alert decided before routing (outcome NULL: route it).
+CREATE TYPE alert_delivery.alert_verdict AS (
+    i integer, alert_id bigint, outcome text, other_id bigint);
+
+-- One (alert, webhook) trigger notification and its place: an open batch of an earlier
+-- transaction (b0_id), or position pos of new row batch_no of its (webhook, group key).
+CREATE TYPE alert_delivery.alert_pair AS (
+    i integer, alert_id bigint, webhook_id bigint, kind text, group_window_s integer,
+    max_batch integer, escalate_after_s integer, repeat_interval_s integer, group_key text,
+    rn integer, b0_id bigint, batch_no integer, pos integer, detail text);
+
+-- The element as raise_alert(jsonb) reads it, or NULL unless that function surely accepts it.
+CREATE FUNCTION alert_delivery.parse_alert_input(a jsonb, i integer) RETURNS alert_delivery.alert_input
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(a) = 'object'
+        AND a - ARRAY['source', 'operation_type', 'alert_type', 'severity', 'title', 'description',
+                      'details', 'partition_start', 'anomaly_id', 'correlation_id'] = '{}'::jsonb
+        AND coalesce(jsonb_typeof(a -> 'source'), 'null') IN ('string', 'null')
+        AND btrim(coalesce(a ->> 'source', 'api')) <> ''
+        AND char_length(coalesce(a ->> 'source', 'api')) <= 200
+        AND jsonb_typeof(a -> 'operation_type') = 'string'
+        AND btrim(a ->> 'operation_type') <> '' AND char_length(a ->> 'operation_type') <= 200
+        AND jsonb_typeof(a -> 'alert_type') = 'string'
+        AND btrim(a ->> 'alert_type') <> '' AND char_length(a ->> 'alert_type') <= 200
+        AND jsonb_typeof(a -> 'severity') = 'string' AND char_length(a ->> 'severity') <= 20
+        AND upper(btrim(a ->> 'severity')) IN ('INFO', 'WARNING', 'CRITICAL')
+        AND jsonb_typeof(a -> 'title') = 'string'
+        AND btrim(a ->> 'title') <> '' AND char_length(a ->> 'title') <= 10000
+        AND coalesce(jsonb_typeof(a -> 'description'), 'null') IN ('string', 'null')
+        AND coalesce(jsonb_typeof(a -> 'details'), 'object') = 'object'
+        AND coalesce(jsonb_typeof(a -> 'partition_start'), 'null') IN ('string', 'null')
+        AND coalesce(jsonb_typeof(a -> 'anomaly_id'), 'null') IN ('number', 'null')
+        AND coalesce(jsonb_typeof(a -> 'correlation_id'), 'null') IN ('number', 'null')
+    THEN ROW(i, btrim(coalesce(a ->> 'source', 'api')), btrim(a ->> 'operation_type'),
+             btrim(a ->> 'alert_type'), upper(btrim(a ->> 'severity')), btrim(a ->> 'title'),
+             coalesce(a ->> 'description', ''), coalesce(a -> 'details', '{}'),
+             (a ->> 'partition_start')::timestamptz, (a ->> 'anomaly_id')::bigint,
+             (a ->> 'correlation_id')::bigint, NULL, NULL)::alert_delivery.alert_input END
+$$;
+
+-- The set-based path. Returns no rows when the batch is not for it (before writing anything);
+-- raises when it finds out later, and raise_alerts rolls its subtransaction back.
+CREATE FUNCTION alert_delivery.raise_alert_batch(p_alerts jsonb)
+RETURNS TABLE (i integer, alert_id bigint, outcome text) LANGUAGE plpgsql
+-- Generic plans: custom plans of the small lookups cost more to plan than to run.
+SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+    v_in alert_delivery.alert_input[];
+    v_ids bigint[];
+    v_verdicts alert_delivery.alert_verdict[];
+    v_pairs alert_delivery.alert_pair[];
+    v_b0 record;
+    v_b0_wh bigint[] := '{}';
+    v_b0_key text[] := '{}';
+    v_b0_id bigint[] := '{}';
+    v_b0_n integer[] := '{}';
+    v_b0_max integer[] := '{}';
+    v_ids_b0 bigint[];
+    v_payload jsonb;
+    v_aid bigint;
+    v_q_id bigint[];
+    v_q_wh bigint[];
+    v_q_aid bigint[];
+BEGIN
+    SELECT array_agg(alert_delivery.parse_alert_input(e.a, e.i::integer) ORDER BY e.i) INTO v_in
+    FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
+    IF v_in IS NULL OR array_position(v_in, NULL) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(ROW(x.i, x.source, x.operation_type, x.alert_type, x.severity, x.title,
+                         x.description, x.details, x.partition_start, x.anomaly_id,
+                         x.correlation_id, f.fp,
+                         alert_delivery.alert_content_hash(f.fp, x.title, x.description)
+                     )::alert_delivery.alert_input ORDER BY x.i) INTO v_in
+    FROM unnest(v_in) x
+    CROSS JOIN LATERAL (SELECT alert_delivery.alert_fingerprint(x.source, x.operation_type,
+                                                                x.alert_type, x.severity)) f(fp);
+    IF (SELECT count(DISTINCT x.fingerprint) <> count(*) FROM unnest(v_in) x)
+       OR EXISTS (SELECT 1 FROM alert_delivery.alerts a
+                  WHERE a.fingerprint = ANY (ARRAY(SELECT x.fingerprint FROM unnest(v_in) x))
+                    AND a.status IN ('firing', 'acknowledged')) THEN
+        RETURN;
+    END IF;
+
+    PERFORM set_config('alert_delivery.raising', 'on', true);
+    WITH ins AS (
+        INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,
+                                           alert_type, severity, title, description, payload,
+                                           partition_start, anomaly_id, correlation_id)
+        SELECT x.fingerprint, x.content_hash, x.source, x.operation_type, x.alert_type,
+               x.severity, x.title, x.description, x.details, x.partition_start, x.anomaly_id,
+               x.correlation_id
+        FROM unnest(v_in) x ORDER BY x.i
+        RETURNING alert_delivery.alerts.alert_id, alert_delivery.alerts.fingerprint)
+    SELECT array_agg(ins.alert_id ORDER BY x.i) INTO v_ids
+    FROM ins JOIN unnest(v_in) x ON x.fingerprint = ins.fingerprint;
+    PERFORM set_config('alert_delivery.raising', 'off', true);
+    -- Ids in input order, as one insert per alert gives them.
+    IF EXISTS (SELECT 1 FROM unnest(v_ids) WITH ORDINALITY u(id, n)
+               WHERE u.n > 1 AND u.id <= v_ids[u.n - 1]) THEN
+        RAISE EXCEPTION 'raise_alert_batch: ids out of input order';
+    END IF;
+
+    -- process_new_alert of each in order: an alert earlier in the batch inhibits a later one,
+    -- a later one does not exist yet for an earlier one.
+    SELECT array_agg(ROW(u.n, a.alert_id,
+                         CASE WHEN d.id IS NOT NULL THEN 'suppressed_duplicate_content'
+                              WHEN s.id IS NOT NULL THEN 'silenced'
+                              WHEN h.id IS NOT NULL THEN 'inhibited' END,
+                         coalesce(d.id, s.id, h.id))::alert_delivery.alert_verdict ORDER BY u.n)
+    INTO v_verdicts
+    FROM unnest(v_ids) WITH ORDINALITY u(id, n)
+    JOIN alert_delivery.alerts a ON a.alert_id = u.id
+    LEFT JOIN LATERAL (
+        SELECT o.alert_id FROM alert_delivery.alerts o
+        WHERE o.content_hash = a.content_hash AND o.created_at > now() - interval '24 hours'
+          AND o.alert_id <> a.alert_id AND o.last_notified_at > now() - interval '24 hours'
+        ORDER BY o.alert_id DESC LIMIT 1) d(id) ON true
+    LEFT JOIN LATERAL (SELECT alert_delivery.matching_silence(a)) s(id) ON d.id IS NULL
+    LEFT JOIN LATERAL (
+        SELECT x.alert_id FROM (
+            SELECT o.alert_id FROM alert_delivery.inhibit_rules r
+            CROSS JOIN LATERAL (
+                SELECT o.alert_id FROM alert_delivery.alerts o
+                WHERE o.status IN ('firing', 'acknowledged') AND o.severity = r.source_severity
+                  AND o.operation_type = a.operation_type AND o.alert_id <> a.alert_id
+                  AND (o.alert_id < a.alert_id OR NOT o.alert_id = ANY (v_ids))
+                ORDER BY o.alert_id LIMIT 1) o
+            WHERE r.active AND r.equal_operation AND a.severity = ANY (r.target_severities)
+            UNION ALL
+            SELECT o.alert_id FROM alert_delivery.inhibit_rules r
+            CROSS JOIN LATERAL (
+                SELECT o.alert_id FROM alert_delivery.alerts o
+                WHERE o.status IN ('firing', 'acknowledged') AND o.severity = r.source_severity
+                  AND o.alert_id <> a.alert_id
+                  AND (o.alert_id < a.alert_id OR NOT o.alert_id = ANY (v_ids))
+                ORDER BY o.alert_id LIMIT 1) o
+            WHERE r.active AND NOT r.equal_operation AND a.severity = ANY (r.target_severities)
+        ) x ORDER BY x.alert_id LIMIT 1) h(id) ON d.id IS NULL AND s.id IS NULL;
+
+    -- route_targets of each alert to notify (the fallback rules only when nothing else routes),
+    -- numbered (rn) per webhook and group key in alert order.
+    WITH t AS (
+        SELECT DISTINCT ON (v.i, r.is_fallback, w.webhook_id) v.i, a.alert_id, a AS al,
+               r.is_fallback, w.webhook_id, w.kind, r.group_window_s, r.group_by, r.max_batch,
+               r.escalate_after_s, r.repeat_interval_s
+        FROM unnest(v_verdicts) v
+        JOIN alert_delivery.alerts a ON a.alert_id = v.alert_id
+        JOIN alert_delivery.routing_rules r
+          ON r.active AND r.severity IN ('ALL', a.severity)
+         AND r.alert_type IN ('ALL', a.alert_type) AND r.operation_type IN ('ALL', a.operation_type)
+        JOIN alert_delivery.webhooks w ON w.active AND (w.kind = ANY (r.target_kinds) OR EXISTS (
+            SELECT 1 FROM alert_delivery.routing_rule_targets rt
+            WHERE rt.rule_id = r.rule_id AND rt.webhook_id = w.webhook_id))
+        WHERE v.outcome IS NULL
+        ORDER BY v.i, r.is_fallback, w.webhook_id, r.priority, r.rule_id
+    ), chosen AS (
+        SELECT t.*, CASE WHEN t.group_window_s > 0 AND t.kind <> 'pagerduty'
+                         THEN 'trigger:' || alert_delivery.batch_key(t.al, t.group_by) END AS key
+        FROM t
+        WHERE NOT t.is_fallback
+           OR NOT EXISTS (SELECT 1 FROM t t2 WHERE t2.i = t.i AND NOT t2.is_fallback)
+    ), numbered AS (
+        SELECT c.*, row_number() OVER (PARTITION BY c.webhook_id, c.key ORDER BY c.i) AS rn
+        FROM chosen c
+    )
+    SELECT array_agg(ROW(c.i, c.alert_id, c.webhook_id, c.kind, c.group_window_s, c.max_batch,
+                         c.escalate_after_s, c.repeat_interval_s, c.key, c.rn,
+                         NULL, NULL, NULL, NULL)::alert_delivery.alert_pair
+                     ORDER BY c.i, c.webhook_id)
+    INTO v_pairs
+    FROM numbered c;
+
+    IF EXISTS (SELECT 1 FROM unnest(v_pairs) p WHERE p.group_key IS NOT NULL
+               GROUP BY p.webhook_id, p.group_key HAVING count(DISTINCT p.max_batch) > 1) THEN
+        RAISE EXCEPTION 'raise_alert_batch: one group with different batch sizes';
+    END IF;
+
+    -- enqueue_one's lookup, once per group: the newest open batch of an earlier transaction.
+    FOR v_b0 IN
+        SELECT g.webhook_id, g.group_key, g.max_batch, q.delivery_id, q.alert_ids
+        FROM (SELECT DISTINCT p.webhook_id, p.group_key, p.max_batch
+              FROM unnest(v_pairs) p WHERE p.group_key IS NOT NULL) g
+        CROSS JOIN LATERAL (
+            SELECT q.delivery_id, q.alert_ids
+            FROM alert_delivery.delivery_queue q
+            WHERE q.webhook_id = g.webhook_id AND q.group_key = g.group_key
+              AND q.status = 'pending' AND q.attempts = 0 AND q.event = 'trigger'
+              AND q.next_attempt_at > now()
+            ORDER BY q.delivery_id DESC LIMIT 1
+            FOR UPDATE SKIP LOCKED) q
+        ORDER BY g.webhook_id, g.group_key
+    LOOP
+        v_b0_wh := v_b0_wh || v_b0.webhook_id;
+        v_b0_key := v_b0_key || v_b0.group_key;
+        v_b0_id := v_b0_id || v_b0.delivery_id;
+        v_b0_n := v_b0_n || cardinality(v_b0.alert_ids);
+        v_b0_max := v_b0_max || v_b0.max_batch;
+    END LOOP;
+
+    -- The first alerts of a group join that batch while it has room (max_batch), the others
+    -- fill new rows of max_batch alerts in order.
+    SELECT array_agg(ROW(p.i, p.alert_id, p.webhook_id, p.kind, p.group_window_s, p.max_batch,
+                         p.escalate_after_s, p.repeat_interval_s, p.group_key, p.rn,
+                         CASE WHEN p.rn <= f.fill THEN b.id END,
+                         CASE WHEN p.rn > f.fill THEN (p.rn - f.fill - 1) / p.max_batch END,
+                         CASE WHEN p.rn > f.fill THEN (p.rn - f.fill - 1) % p.max_batch + 1 END,
+                         CASE WHEN p.group_key IS NULL THEN 'trigger'
+                              WHEN p.rn <= f.fill
+                                  THEN format('grouped, %s alert(s) in batch', b.n + p.rn)
+                              WHEN (p.rn - f.fill - 1) % p.max_batch = 0 THEN 'trigger'
+                              ELSE format('grouped, %s alert(s) in batch',
+                                          (p.rn - f.fill - 1) % p.max_batch + 1) END
+                     )::alert_delivery.alert_pair ORDER BY p.i, p.webhook_id)
+    INTO v_pairs
+    FROM unnest(v_pairs) p
+    LEFT JOIN unnest(v_b0_wh, v_b0_key, v_b0_id, v_b0_n, v_b0_max) b(wh, key, id, n, mx)
+      ON b.wh = p.webhook_id AND b.key = p.group_key
+    CROSS JOIN LATERAL (SELECT CASE WHEN p.group_key IS NULL THEN 0
+                                    ELSE greatest(coalesce(b.mx - b.n, 0), 0) END) f(fill);
+
+    -- Appends to an earlier batch go through append_to_payload one by one, as enqueue_one does.
+    FOR v_b0 IN SELECT b.id, b.n, p.kind, array_agg(p.alert_id ORDER BY p.i) AS joined
+                FROM unnest(v_b0_id, v_b0_n) b(id, n)
+                JOIN unnest(v_pairs) p ON p.b0_id = b.id
+                GROUP BY b.id, b.n, p.kind ORDER BY b.id LOOP
+        SELECT q.alert_ids, q.payload INTO v_ids_b0, v_payload
+        FROM alert_delivery.delivery_queue q WHERE q.delivery_id = v_b0.id;
+        FOREACH v_aid IN ARRAY v_b0.joined LOOP
+            v_ids_b0 := v_ids_b0 || v_aid;
+            v_payload := coalesce(
+                alert_delivery.append_to_payload(v_b0.kind, v_payload, v_ids_b0,
+                    (SELECT alert_delivery.alert_message(a) FROM alert_delivery.alerts a
+                     WHERE a.alert_id = v_aid)),
+                alert_delivery.format_payload(v_b0.kind, 'trigger', v_ids_b0));
+        END LOOP;
+        UPDATE alert_delivery.delivery_queue
+        SET alert_ids = v_ids_b0, payload = v_payload, updated_at = now()
+        WHERE delivery_id = v_b0.id;
+    END LOOP;
+
+    -- New rows, formatted once with all their alerts, in the order enqueue_one creates them.
+    WITH nb AS (
+        SELECT p.webhook_id, p.group_key, min(p.kind) AS kind, min(p.i) AS first_i,
+               array_agg(p.alert_id ORDER BY p.i) AS ids,
+               (array_agg(p.group_window_s ORDER BY p.i))[1] AS window_s,
+               jsonb_agg(alert_delivery.alert_message(a) ORDER BY p.i) AS msgs
+        FROM unnest(v_pairs) p JOIN alert_delivery.alerts a ON a.alert_id = p.alert_id
+        WHERE p.b0_id IS NULL
+        GROUP BY p.webhook_id, p.group_key, p.batch_no,
+                 CASE WHEN p.group_key IS NULL THEN p.alert_id END
+    ), ins AS (
+        INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, seq,
+                                                   group_key, payload, next_attempt_at)
+        SELECT nb.ids[1], nb.ids, nb.webhook_id, 'trigger', 0, nb.group_key,
+               alert_delivery.format_messages(nb.kind, 'trigger', nb.msgs),
+               CASE WHEN nb.group_key IS NULL THEN now()
+                    ELSE now() + make_interval(secs => nb.window_s) END
+        FROM nb ORDER BY nb.first_i, nb.webhook_id
+        RETURNING delivery_id, webhook_id, alert_ids)
+    SELECT array_agg(ins.delivery_id), array_agg(ins.webhook_id), array_agg(u.aid)
+    INTO v_q_id, v_q_wh, v_q_aid
+    FROM ins CROSS JOIN LATERAL unnest(ins.alert_ids) u(aid);
+
+    INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event, detail)
+    SELECT l.delivery_id, l.alert_id, l.webhook_id, l.event, l.detail FROM (
+        SELECT v.i, 0::bigint AS wh, NULL::bigint AS delivery_id, v.alert_id,
+               NULL::bigint AS webhook_id, 'suppressed_' || CASE v.outcome
+                   WHEN 'suppressed_duplicate_content' THEN 'duplicate_content'
+                   ELSE v.outcome END AS event,
+               CASE v.outcome
+                   WHEN 'suppressed_duplicate_content'
+                       THEN format('same content as alert %s, notified within 24 h', v.other_id)
+                   WHEN 'silenced'
+                       THEN format('silence %s; notifies when it ends if still firing', v.other_id)
+                   ELSE format('inhibited by open alert %s; notifies when it resolves if still'
+                               ' firing', v.other_id) END AS detail
+        FROM unnest(v_verdicts) v WHERE v.outcome IS NOT NULL
+        UNION ALL
+        SELECT v.i, 0, NULL, v.alert_id, NULL, 'suppressed_no_route',
+               'no active routing rule (fallback included) resolves to an active webhook'
+        FROM unnest(v_verdicts) v
+        WHERE v.outcome IS NULL AND NOT EXISTS (SELECT 1 FROM unnest(v_pairs) p WHERE p.i = v.i)
+        UNION ALL
+        SELECT p.i, p.webhook_id, coalesce(p.b0_id, q.id), p.alert_id, p.webhook_id, 'queued',
+               p.detail
+        FROM unnest(v_pairs) p
+        LEFT JOIN unnest(v_q_id, v_q_wh, v_q_aid) q(id, wh, aid)
+          ON p.b0_id IS NULL AND q.wh = p.webhook_id AND q.aid = p.alert_id
+    ) l ORDER BY l.i, l.wh;
+
+    UPDATE alert_delivery.alerts a SET held_reason = v.outcome, held_by = v.other_id
+    FROM unnest(v_verdicts) v
+    WHERE a.alert_id = v.alert_id AND v.outcome IN ('silenced', 'inhibited');
+    UPDATE alert_delivery.alerts a
+    SET last_notified_at = now(), notify_count = a.notify_count + 1,
+        escalate_after_s = p.esc, repeat_interval_s = p.rep, updated_at = now()
+    FROM (SELECT p.alert_id, min(p.escalate_after_s) AS esc, min(p.repeat_interval_s) AS rep
+          FROM unnest(v_pairs) p GROUP BY p.alert_id) p
+    WHERE a.alert_id = p.alert_id;
+
+    -- enqueue_trigger's NOTIFY of each alert, in order (equal payloads fold into one).
+    PERFORM pg_notify('alert_delivery_queue', n.max_id::text)
+    FROM (SELECT p.i, max(coalesce(p.b0_id, q.id)) AS max_id
+          FROM unnest(v_pairs) p
+          LEFT JOIN unnest(v_q_id, v_q_wh, v_q_aid) q(id, wh, aid)
+            ON p.b0_id IS NULL AND q.wh = p.webhook_id AND q.aid = p.alert_id
+          GROUP BY p.i ORDER BY p.i OFFSET 0) n;
+
+    RETURN QUERY
+    SELECT v.i, v.alert_id,
+           coalesce(v.outcome, CASE WHEN EXISTS (SELECT 1 FROM unnest(v_pairs) p WHERE p.i = v.i)
+                                    THEN 'notified' ELSE 'unrouted' END)
+    FROM unnest(v_verdicts) v ORDER BY v.i;
+END $$;
+
+-- Many alerts in order, one result each, all or nothing: the set-based path when the batch
+-- allows it, raise_alert(jsonb) per element otherwise (and for the errors it names).
+CREATE FUNCTION alert_delivery.raise_alerts(p_alerts jsonb)
+RETURNS TABLE (alert_id bigint, outcome text) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_ids bigint[];
+    v_outcomes text[];
+BEGIN
+    IF jsonb_typeof(p_alerts) = 'array' AND jsonb_array_length(p_alerts) > 1 THEN
+        BEGIN
+            SELECT array_agg(b.alert_id ORDER BY b.i), array_agg(b.outcome ORDER BY b.i)
+            INTO v_ids, v_outcomes
+            FROM alert_delivery.raise_alert_batch(p_alerts) b;
+        EXCEPTION WHEN OTHERS THEN
+            v_ids := NULL;
+        END;
+        IF v_ids IS NOT NULL THEN
+            RETURN QUERY SELECT u.id, u.outcome FROM unnest(v_ids, v_outcomes) u(id, outcome);
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT r.alert_id, r.outcome
+    FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i)
+    CROSS JOIN LATERAL alert_delivery.raise_alert(e.a) AS r
+    ORDER BY e.i;
+END $$;
+
 -- Lifecycle -------------------------------------------------------------------------------------
 CREATE FUNCTION alert_delivery.lock_alert(p_alert_id bigint) RETURNS alert_delivery.alerts LANGUAGE plpgsql AS $$
 DECLARE

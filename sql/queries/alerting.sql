@@ -5,10 +5,7 @@
 SELECT alert_id, outcome FROM alert_delivery.raise_alert(%(alert)s::jsonb);
 
 -- name: raise_alerts
-SELECT r.alert_id, r.outcome
-FROM jsonb_array_elements(%(alerts)s::jsonb) WITH ORDINALITY AS e(a, i)
-CROSS JOIN LATERAL alert_delivery.raise_alert(e.a) AS r
-ORDER BY e.i;
+SELECT alert_id, outcome FROM alert_delivery.raise_alerts(%(alerts)s::jsonb);
 
 -- name: acknowledge_alert
 SELECT alert_delivery.acknowledge_alert(%(alert_id)s, %(by)s);
