@@ -533,13 +533,18 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION alert_delivery.matching_silence(a alert_delivery.alerts) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (
+-- A single-SELECT SQL set-returning function, so raise_alert_batch's LATERAL inlines it.
+CREATE FUNCTION alert_delivery.silence_for(p_operation text, p_type text)
+RETURNS TABLE (silence_id bigint) LANGUAGE sql STABLE AS $$
     SELECT s.silence_id FROM alert_delivery.silences s
     WHERE s.expired_at IS NULL AND s.starts_at <= now() AND s.ends_at > now()
-      AND s.operation_type IN ('ALL', a.operation_type) AND s.alert_type IN ('ALL', a.alert_type)
-    ORDER BY s.ends_at DESC, s.silence_id LIMIT 1);
+      AND s.operation_type IN ('ALL', p_operation) AND s.alert_type IN ('ALL', p_type)
+    ORDER BY s.ends_at DESC, s.silence_id LIMIT 1
+$$;
+
+CREATE FUNCTION alert_delivery.matching_silence(a alert_delivery.alerts) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT f.silence_id FROM alert_delivery.silence_for(a.operation_type, a.alert_type) f);
 END
 $$;
 
@@ -591,14 +596,19 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION alert_delivery.batch_key(a alert_delivery.alerts, p_group_by text[]) RETURNS text LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (
+-- Set-returning SQL (one row) so raise_alert_batch's LATERAL inlines it.
+CREATE FUNCTION alert_delivery.group_values(a alert_delivery.alerts, p_group_by text[])
+RETURNS TABLE (batch_key text) LANGUAGE sql STABLE AS $$
     SELECT coalesce(string_agg(CASE g WHEN 'source' THEN a.source
                                       WHEN 'operation_type' THEN a.operation_type
                                       WHEN 'alert_type' THEN a.alert_type ELSE a.severity END,
                                '|' ORDER BY i), '')
-    FROM unnest(p_group_by) WITH ORDINALITY AS u(g, i));
+    FROM unnest(p_group_by) WITH ORDINALITY AS u(g, i)
+$$;
+
+CREATE FUNCTION alert_delivery.batch_key(a alert_delivery.alerts, p_group_by text[]) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT k.batch_key FROM alert_delivery.group_values(a, p_group_by) k);
 END
 $$;
 
@@ -1062,7 +1072,8 @@ BEGIN
         WHERE o.content_hash = a.content_hash AND o.created_at > now() - interval '24 hours'
           AND o.alert_id <> a.alert_id AND o.last_notified_at > now() - interval '24 hours'
         ORDER BY o.alert_id DESC LIMIT 1) d(id) ON true
-    LEFT JOIN LATERAL (SELECT alert_delivery.matching_silence(a)) s(id) ON d.id IS NULL
+    LEFT JOIN LATERAL alert_delivery.silence_for(a.operation_type, a.alert_type) s(id)
+      ON d.id IS NULL
     LEFT JOIN LATERAL (
         SELECT x.alert_id FROM (
             SELECT o.alert_id FROM alert_delivery.inhibit_rules r
@@ -1102,8 +1113,8 @@ BEGIN
         ORDER BY v.i, r.is_fallback, w.webhook_id, r.priority, r.rule_id
     ), chosen AS (
         SELECT t.*, CASE WHEN t.group_window_s > 0 AND t.kind <> 'pagerduty'
-                         THEN 'trigger:' || alert_delivery.batch_key(t.al, t.group_by) END AS key
-        FROM t
+                         THEN 'trigger:' || k.batch_key END AS key
+        FROM t CROSS JOIN LATERAL alert_delivery.group_values(t.al, t.group_by) k
         WHERE NOT t.is_fallback
            OR NOT EXISTS (SELECT 1 FROM t t2 WHERE t2.i = t.i AND NOT t2.is_fallback)
     ), numbered AS (

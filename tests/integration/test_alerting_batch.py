@@ -8,8 +8,10 @@ delivery_log row must be equal (timestamps relative to the transaction's ``now()
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -232,3 +234,26 @@ def test_invalid_alert_in_a_batch_names_the_field(db_url: str) -> None:
         assert caught.value.where == "title"
         conn.rollback()
         assert conn.execute("SELECT count(*) FROM alert_delivery.alerts").fetchone() == (0,)
+
+
+def test_batch_racing_an_open_fingerprint_deduplicates_into_it(db_url: str) -> None:
+    """The fingerprint is opened by another transaction while the batch inserts: the set-based
+    path gives way (its subtransaction rolls back) and the per-alert path deduplicates."""
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        _fallback_only(first)
+        first.commit()
+        mine = raise_alerts(first, [_alert(1), _alert(2)])
+        with ThreadPoolExecutor(1) as pool:
+            racing = pool.submit(raise_alerts, second, [_alert(1), _alert(3)])
+            time.sleep(0.5)  # the second insert now waits for the first transaction
+            assert not racing.done()
+            first.commit()
+            theirs = racing.result(timeout=30)
+        second.commit()
+        assert [r.outcome for r in mine] == ["notified", "notified"]
+        assert theirs[0] == RaiseResult(mine[0].alert_id, "deduplicated")
+        assert theirs[1].outcome == "notified"
+        row = second.execute(
+            "SELECT count(*), sum(occurrences) FROM alert_delivery.alerts"
+        ).fetchone()
+        assert row == (3, 4)
