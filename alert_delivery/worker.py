@@ -111,6 +111,10 @@ class Worker:
     def _finished(
         self, task: asyncio.Task[BatchResult], tasks: set[asyncio.Task[BatchResult]]
     ) -> None:
+        # Wake the claim loop only if it is waiting for a free batch slot: waking it after every
+        # batch cost an empty claim per batch, queued ahead of the next NOTIFY's claim.
+        if len(tasks) >= self.options.max_batches_in_flight:
+            self._wake.set()
         tasks.discard(task)
         if task.cancelled():
             return
@@ -120,7 +124,6 @@ class Worker:
             log.error("batch failed: %s: %s", type(exc).__name__, exc)
         else:
             self.totals.add(task.result())
-        self._wake.set()
 
     async def _listen(self, listener: psycopg.AsyncConnection[Any]) -> None:
         async for _ in listener.notifies():

@@ -6,7 +6,6 @@ leased, and outcomes are written in one statement per batch.
 """
 
 import asyncio
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_loads
 
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import describe_host
 from alert_delivery.delivery import store
+from alert_delivery.delivery.body import loads_utf8, serialise
 from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.outcome import Attempt, Verdict, account, decide
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
@@ -62,14 +63,6 @@ class BatchResult:
             self.first_id, self.last_id = min(ids), max(ids)
 
 
-def serialise(row: Claimed, secrets: list[str]) -> bytes:
-    """The exact bytes signed and sent; PagerDuty's routing key joins only here, never stored."""
-    payload = row.payload
-    if row.kind == "pagerduty" and secrets:
-        payload = {**payload, "routing_key": secrets[0]}
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 class Engine:
     """Delivers claimed rows. Create with :meth:`open` inside a running loop."""
 
@@ -98,6 +91,7 @@ class Engine:
         self._slots = asyncio.Semaphore(config.sender.concurrency)
         self._checked: set[str] = set()
         self._targets: dict[tuple[str | None, str | None], tuple[str | None, list[str]]] = {}
+        self._policies: dict[tuple[int, ...] | None, RetryPolicy] = {}
 
     @classmethod
     async def open(
@@ -115,6 +109,7 @@ class Engine:
         announce_allow_list(settings.allowed_targets)
         conn = await connect_async(db_url)
         claim_conn = await connect_async(db_url)
+        set_json_loads(loads_utf8, claim_conn)
         sender = Sender(config.sender, settings.allowed_targets)
         engine = cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
         engine.claim_conn = claim_conn
@@ -145,7 +140,7 @@ class Engine:
         outcomes: list[Outcome] = []
         sendable = self._drop_disabled(rows, outcomes)
         granted = self._permit(sendable, outcomes)
-        attempts = await asyncio.gather(*(self._attempt(row) for row in granted))
+        attempts = await self._attempt_all(granted)
         await self._deliver_inboxes(granted, attempts)
         health: dict[int, HealthDelta] = defaultdict(HealthDelta)
         gone: dict[int, str] = {}
@@ -157,10 +152,7 @@ class Engine:
                     )
                 )
                 continue
-            policy = RetryPolicy.for_webhook(
-                row.retry_schedule_s, retry_after_cap_s=self.config.retry_after_cap_s
-            )
-            outcomes.append(decide(row, attempt, policy))
+            outcomes.append(decide(row, attempt, self._policy(row.retry_schedule_s)))
             account(health[row.webhook_id], attempt)
             if attempt.verdict is Verdict.GONE:
                 gone[row.webhook_id] = attempt.error or "HTTP 410 Gone"
@@ -251,42 +243,80 @@ class Engine:
             self._targets[key] = found
         return found
 
-    async def _attempt(self, row: Claimed) -> Attempt | None:
-        """One attempt, or None when shutdown came first (the row is released, not tried)."""
-        if row.kind == "inbox":
-            return Attempt(Verdict.DELIVERED, latency_ms=0.0)
-        async with self._slots:
-            if self.stopping:
-                return None
-            try:
-                url, secrets = self._target(row)
-                if row.kind == "email":
-                    return await asyncio.to_thread(
-                        send_email,
-                        url or "",
-                        row.config,
-                        row.payload,
-                        row.message_id,
-                        allowed=self.settings.allowed_targets,
-                        timeout_s=self.config.smtp_timeout_s,
-                    )
-                if row.kind not in HTTP_KINDS or not url:
-                    return Attempt(Verdict.PERMANENT, error=f"cannot deliver kind {row.kind}")
-                self._check(url)
-                body = serialise(row, secrets)
-            except AlertDeliveryError as exc:
-                return Attempt(Verdict.PERMANENT, error=str(exc))
-            timestamp = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": row.message_id,
-                "webhook-timestamp": str(timestamp),
-            }
-            if secrets:
-                headers["webhook-signature"] = signature_header(
-                    row.message_id, timestamp, body, secrets
+    def _policy(self, schedule: list[int] | None) -> RetryPolicy:
+        key = tuple(schedule) if schedule else None
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = RetryPolicy.for_webhook(
+                schedule, retry_after_cap_s=self.config.retry_after_cap_s
+            )
+            self._policies[key] = policy
+        return policy
+
+    async def _attempt_all(self, rows: Sequence[Claimed]) -> list[Attempt | None]:
+        """Every row's attempt, in row order; None where shutdown came first (the row is released,
+        not tried). A row's task is created once it holds a slot, so rows waiting for one cost
+        no task, and the process-wide concurrency limit holds across concurrent batches."""
+        attempts: list[Attempt | None] = [None] * len(rows)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for i, row in enumerate(rows):
+                if row.kind == "inbox":
+                    attempts[i] = Attempt(Verdict.DELIVERED, latency_ms=0.0)
+                    continue
+                if self.stopping:
+                    continue
+                await self._slots.acquire()
+                if self.stopping:
+                    self._slots.release()
+                    continue
+                tasks.append(asyncio.create_task(self._attempt_in_slot(row, attempts, i)))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        await asyncio.gather(*tasks)
+        return attempts
+
+    async def _attempt_in_slot(
+        self, row: Claimed, attempts: list[Attempt | None], index: int
+    ) -> None:
+        try:
+            attempts[index] = await self._attempt(row)
+        finally:
+            self._slots.release()
+
+    async def _attempt(self, row: Claimed) -> Attempt:
+        """One attempt at an email or HTTP row; the caller holds a concurrency slot."""
+        try:
+            url, secrets = self._target(row)
+            if row.kind == "email":
+                return await asyncio.to_thread(
+                    send_email,
+                    url or "",
+                    row.config,
+                    row.payload,
+                    row.message_id,
+                    allowed=self.settings.allowed_targets,
+                    timeout_s=self.config.smtp_timeout_s,
                 )
-            return await self.sender.post(url, body, headers)
+            if row.kind not in HTTP_KINDS or not url:
+                return Attempt(Verdict.PERMANENT, error=f"cannot deliver kind {row.kind}")
+            self._check(url)
+            body = serialise(row, secrets)
+        except AlertDeliveryError as exc:
+            return Attempt(Verdict.PERMANENT, error=str(exc))
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": row.message_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if secrets:
+            headers["webhook-signature"] = signature_header(
+                row.message_id, timestamp, body, secrets
+            )
+        return await self.sender.post(url, body, headers)
 
     async def _deliver_inboxes(
         self, rows: Sequence[Claimed], attempts: Sequence[Attempt | None]

@@ -86,6 +86,8 @@ async def claim(
     for row in claimed:
         if isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
+        if row.config is None:
+            row.config = {}
     return claimed
 
 
@@ -105,34 +107,60 @@ async def record(
     run_id: str | None,
     breaker_threshold: int,
 ) -> int:
-    """Write every outcome, its log row and the health counters in one statement."""
+    """Write every outcome with its log row (one durable statement), then the health counters."""
     if not outcomes:
         return 0
-    h_ids = sorted(health)
-    params: dict[str, Any] = {
-        "ids": [o.delivery_id for o in outcomes],
-        "statuses": [o.status for o in outcomes],
-        "delays": [o.delay_s for o in outcomes],
-        "http": [o.http_status for o in outcomes],
-        "errors": [o.error for o in outcomes],
-        "latencies": [o.latency_ms for o in outcomes],
-        "events": [o.log_event for o in outcomes],
-        "counted": [o.counted for o in outcomes],
-        "worker_id": worker_id,
-        "run_id": run_id,
-        "threshold": breaker_threshold,
-        "h_ids": h_ids,
-        "h_ok": [health[i].ok for i in h_ids],
-        "h_failed": [health[i].failed for i in h_ids],
-        "h_reset": [health[i].reset for i in h_ids],
-        "h_trailing": [health[i].trailing for i in h_ids],
-        "h_lat_n": [len(health[i].latencies) for i in h_ids],
-        "h_lat_sum": [sum(health[i].latencies) for i in h_ids],
-        "h_lat_p95": [_p95(health[i].latencies) for i in h_ids],
-        "h_error": [health[i].error for i in h_ids],
-    }
-    cur = await conn.execute(query("delivery", "record"), params)
-    return len(await cur.fetchall())
+    rows = [
+        {
+            "delivery_id": o.delivery_id,
+            "status": o.status,
+            "delay_s": o.delay_s,
+            "http_status": o.http_status,
+            "error": o.error,
+            "latency_ms": o.latency_ms,
+            "log_event": o.log_event,
+            "counted": o.counted,
+        }
+        for o in outcomes
+    ]
+    cur = await conn.execute(
+        query("delivery", "record"),
+        {"outcomes": _json(rows), "worker_id": worker_id, "run_id": run_id},
+    )
+    written = len(await cur.fetchall())
+    if health:
+        await record_health(conn, health, breaker_threshold=breaker_threshold)
+    return written
+
+
+async def record_health(
+    conn: psycopg.AsyncConnection[Any], health: dict[int, HealthDelta], *, breaker_threshold: int
+) -> None:
+    """Breaker state and counters per webhook; the rows stay locked only while this runs."""
+    rows = [
+        {
+            "webhook_id": webhook_id,
+            "ok": d.ok,
+            "failed": d.failed,
+            "reset": d.reset,
+            "tail_failures": d.trailing,
+            "lat_n": len(d.latencies),
+            "lat_sum": sum(d.latencies),
+            "lat_p95": _p95(d.latencies),
+            "error": d.error,
+        }
+        # Sorted: health rows are locked in webhook_id order everywhere.
+        for webhook_id, d in sorted(health.items())
+    ]
+    await conn.execute(
+        query("delivery", "record_health"),
+        {"health": _json(rows), "threshold": breaker_threshold},
+    )
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    # allow_nan=False: PostgreSQL's JSON has no NaN, better a clear error here than there.
+    return json.dumps(rows, separators=(",", ":"), allow_nan=False)
 
 
 async def endpoint_gone(

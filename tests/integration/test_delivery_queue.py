@@ -1,6 +1,7 @@
 """The claim: index use, SKIP LOCKED between claimers, lease expiry, release, out-of-order ids."""
 
 import asyncio
+import json
 from typing import Any
 
 import psycopg
@@ -50,29 +51,20 @@ def test_claim_uses_the_due_index(
         ).fetchall()
     ]
     conn.execute("ANALYZE alert_delivery.delivery_queue")
-    n = len(ids)
-    params = {
-        "ids": ids,
-        "statuses": ["delivered"] * n,
-        "delays": [0.0] * n,
-        "http": [200] * n,
-        "errors": [None] * n,
-        "latencies": [1.0] * n,
-        "events": ["delivered"] * n,
-        "counted": [True] * n,
-        "worker_id": "x",
-        "run_id": None,
-        "threshold": 5,
-        "h_ids": [webhook_id],
-        "h_ok": [n],
-        "h_failed": [0],
-        "h_reset": [True],
-        "h_trailing": [0],
-        "h_lat_n": [n],
-        "h_lat_sum": [float(n)],
-        "h_lat_p95": [1.0],
-        "h_error": [None],
-    }
+    outcomes = [
+        {
+            "delivery_id": i,
+            "status": "delivered",
+            "delay_s": 0.0,
+            "http_status": 200,
+            "error": None,
+            "latency_ms": 1.0,
+            "log_event": "delivered",
+            "counted": True,
+        }
+        for i in ids
+    ]
+    params = {"outcomes": json.dumps(outcomes), "worker_id": "x", "run_id": None}
     with conn.transaction():
         record_plan = "\n".join(
             str(r[0])

@@ -90,13 +90,17 @@ def test_dashboard_views_answer(
         db_url, name="v", kind="webhook", url="http://127.0.0.1:9/v", settings=delivery_env
     )
     enqueue(conn, hook.webhook_id, [{"n": 1}])
-    assert conn.execute("SELECT status, row_count FROM alert_delivery.queue_health").fetchall() == [
-        ("pending", 1)
-    ]
-    perf = conn.execute("SELECT name, breaker_state FROM alert_delivery.webhook_performance")
+    depth = conn.execute(
+        "SELECT status, depth FROM alert_delivery.v_queue_health WHERE depth > 0"
+    ).fetchall()
+    assert depth == [("pending", 1)]
+    perf = conn.execute("SELECT name, breaker_state FROM alert_delivery.v_webhook_performance")
     assert perf.fetchall() == [("v", "closed")]
+    assert conn.execute("SELECT name FROM alert_delivery.v_degraded_webhooks").fetchall() == []
     conn.execute("UPDATE alert_delivery.webhooks SET active = false")
-    assert conn.execute("SELECT name FROM alert_delivery.degraded_webhooks").fetchall() == [("v",)]
+    assert conn.execute("SELECT name FROM alert_delivery.v_degraded_webhooks").fetchall() == [
+        ("v",)
+    ]
 
 
 def test_migration_applies_on_top_of_0001_alone(empty_db_url: str, tmp_path: Path) -> None:
