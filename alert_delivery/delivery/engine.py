@@ -140,7 +140,7 @@ class Engine:
         outcomes: list[Outcome] = []
         sendable = self._drop_disabled(rows, outcomes)
         granted = self._permit(sendable, outcomes)
-        attempts = await self._attempt_all(granted)
+        attempts = await asyncio.gather(*(self._attempt_in_slot(row) for row in granted))
         await self._deliver_inboxes(granted, attempts)
         health: dict[int, HealthDelta] = defaultdict(HealthDelta)
         gone: dict[int, str] = {}
@@ -253,38 +253,14 @@ class Engine:
             self._policies[key] = policy
         return policy
 
-    async def _attempt_all(self, rows: Sequence[Claimed]) -> list[Attempt | None]:
-        """Every row's attempt, in row order; None where shutdown came first (the row is released,
-        not tried). A row's task is created once it holds a slot, so rows waiting for one cost
-        no task, and the process-wide concurrency limit holds across concurrent batches."""
-        attempts: list[Attempt | None] = [None] * len(rows)
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            for i, row in enumerate(rows):
-                if row.kind == "inbox":
-                    attempts[i] = Attempt(Verdict.DELIVERED, latency_ms=0.0)
-                    continue
-                if self.stopping:
-                    continue
-                await self._slots.acquire()
-                if self.stopping:
-                    self._slots.release()
-                    continue
-                tasks.append(asyncio.create_task(self._attempt_in_slot(row, attempts, i)))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
-        await asyncio.gather(*tasks)
-        return attempts
-
-    async def _attempt_in_slot(
-        self, row: Claimed, attempts: list[Attempt | None], index: int
-    ) -> None:
-        try:
-            attempts[index] = await self._attempt(row)
-        finally:
-            self._slots.release()
+    async def _attempt_in_slot(self, row: Claimed) -> Attempt | None:
+        """One attempt, or None when shutdown came first (the row is released, not tried)."""
+        if row.kind == "inbox":
+            return Attempt(Verdict.DELIVERED, latency_ms=0.0)
+        async with self._slots:
+            if self.stopping:
+                return None
+            return await self._attempt(row)
 
     async def _attempt(self, row: Claimed) -> Attempt:
         """One attempt at an email or HTTP row; the caller holds a concurrency slot."""
