@@ -5,7 +5,7 @@
 -- Claim due rows (new work, retries, expired leases) and, in the same statement, ask each
 -- webhook's breaker and token bucket (shared by every process through webhook_health) how many
 -- of its rows may be sent now; the engine defers the rest. Health rows are locked in webhook_id
--- order, as record does, so two claimers never deadlock.
+-- order, as record_health does, so two claimers never deadlock.
 WITH cfg AS (
     -- A claim lost in a server crash only leaves its rows due again, so its commit need not wait
     -- for the WAL flush; outcomes (record) stay synchronous.
@@ -137,7 +137,7 @@ WITH cfg AS (
         AS v(webhook_id bigint, ok int, failed int, reset bool, tail_failures int, lat_n int,
              lat_sum float8, lat_p95 float8, error text), cfg
 ), lk AS (
-    -- Lock health rows in webhook_id order (as acquire does) so two recorders never deadlock.
+    -- Lock health rows in webhook_id order (as claim does) so two recorders never deadlock.
     SELECT webhook_id FROM alert_delivery.webhook_health
     WHERE webhook_id IN (SELECT webhook_id FROM hv)
     ORDER BY webhook_id
