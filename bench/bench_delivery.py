@@ -235,24 +235,9 @@ def _bench_worker_latency(db_url: str, port: int, env: dict[str, str]) -> BenchR
                 if row and row[0]:
                     break
                 time.sleep(0.05)
-            time.sleep(0.5)
-            total = LATENCY_RATE * LATENCY_SECONDS
-            start = time.perf_counter()
-            for i in range(total):
-                due = start + i / LATENCY_RATE
-                pause = due - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-                row = conn.execute(
-                    "INSERT INTO alert_delivery.delivery_queue (webhook_id, event, seq, payload)"
-                    " VALUES (%s, 'trigger', %s, %s) RETURNING delivery_id, message_id::text",
-                    (hook, i, json.dumps({**BODY, "n": i})),
-                ).fetchone()
-                assert row is not None
-                conn.execute("SELECT pg_notify('alert_delivery_queue', %s)", (str(row[0]),))
-                conn.commit()
-                committed[row[1]] = time.time()
-            time.sleep(1.0)
+        time.sleep(0.5)
+        _produce(db_url, hook, committed, LATENCY_SECONDS)
+        time.sleep(1.0)
         received = _stats(port)
     finally:
         worker.terminate()
