@@ -12,6 +12,8 @@ _decode = json.JSONDecoder().decode
 
 def serialise(row: Claimed, secrets: list[str]) -> bytes:
     """The exact bytes signed and sent; PagerDuty's routing key joins only here, never stored."""
+    if row.body is not None:
+        return row.body.encode()
     payload = row.payload
     if row.kind == "pagerduty" and secrets:
         payload = {**payload, "routing_key": secrets[0]}

@@ -7,7 +7,7 @@ leased, and outcomes are written in one statement per batch.
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +88,12 @@ class Engine:
         self.worker_id = worker_id
         self.run_id = run_id
         self.stopping = False
-        self._slots = asyncio.Semaphore(config.sender.concurrency)
+        # Attempts run on a fixed set of lanes (config.sender.concurrency of them) that pull rows
+        # from one queue shared by every batch in flight: a task and a semaphore wait per row
+        # cost about a tenth of the engine's time per delivery.
+        self._work: deque[tuple[Claimed, _Batch, int]] = deque()
+        self._has_work = asyncio.Event()
+        self._lanes: list[asyncio.Task[None]] = []
         self._checked: set[str] = set()
         self._targets: dict[tuple[str | None, str | None], tuple[str | None, list[str]]] = {}
         self._policies: dict[tuple[int, ...] | None, RetryPolicy] = {}
@@ -116,6 +121,10 @@ class Engine:
         return engine
 
     async def close(self) -> None:
+        for lane in self._lanes:
+            lane.cancel()
+        await asyncio.gather(*self._lanes, return_exceptions=True)
+        self._lanes.clear()
         await self.sender.close()
         await self.conn.close()
         if self.claim_conn is not self.conn:
@@ -140,7 +149,7 @@ class Engine:
         outcomes: list[Outcome] = []
         sendable = self._drop_disabled(rows, outcomes)
         granted = self._permit(sendable, outcomes)
-        attempts = await asyncio.gather(*(self._attempt_in_slot(row) for row in granted))
+        attempts = await self._attempt_all(granted)
         await self._deliver_inboxes(granted, attempts)
         health: dict[int, HealthDelta] = defaultdict(HealthDelta)
         gone: dict[int, str] = {}
@@ -253,17 +262,45 @@ class Engine:
             self._policies[key] = policy
         return policy
 
-    async def _attempt_in_slot(self, row: Claimed) -> Attempt | None:
-        """One attempt, or None when shutdown came first (the row is released, not tried)."""
-        if row.kind == "inbox":
-            return Attempt(Verdict.DELIVERED, latency_ms=0.0)
-        async with self._slots:
-            if self.stopping:
-                return None
-            return await self._attempt(row)
+    async def _attempt_all(self, rows: Sequence[Claimed]) -> list[Attempt | None]:
+        """One attempt per row, at most ``concurrency`` at once across every batch in flight;
+        None for a row that shutdown reached first (it is released, not tried)."""
+        batch = _Batch(len(rows))
+        for i, row in enumerate(rows):
+            if row.kind == "inbox":
+                batch.done(i, Attempt(Verdict.DELIVERED, latency_ms=0.0))
+            else:
+                self._work.append((row, batch, i))
+        if self._work:
+            if not self._lanes:
+                self._lanes = [
+                    asyncio.create_task(self._lane()) for _ in range(self.config.sender.concurrency)
+                ]
+            self._has_work.set()
+        try:
+            await batch.finished
+        except asyncio.CancelledError:
+            batch.abandoned = True  # lanes skip its rows: a cancelled batch sends nothing more
+            raise
+        return batch.attempts
+
+    async def _lane(self) -> None:
+        work = self._work
+        while True:
+            if not work:
+                self._has_work.clear()
+                await self._has_work.wait()
+                continue
+            row, batch, i = work.popleft()
+            if batch.abandoned:
+                continue
+            try:
+                batch.done(i, None if self.stopping else await self._attempt(row))
+            except Exception as exc:  # a bug, not a delivery outcome: fail the batch, keep the lane
+                batch.fail(exc)
 
     async def _attempt(self, row: Claimed) -> Attempt:
-        """One attempt at an email or HTTP row; the caller holds a concurrency slot."""
+        """One attempt at an email or HTTP row; the caller is one of the lanes."""
         try:
             url, secrets = self._target(row)
             if row.kind == "email":
@@ -314,6 +351,31 @@ class Engine:
                     )
                 )
         await store.insert_inbox(self.conn, inbox)
+
+
+class _Batch:
+    """The attempts of one ``process`` call, filled in by the lanes in completion order."""
+
+    __slots__ = ("abandoned", "attempts", "finished", "remaining")
+
+    def __init__(self, size: int) -> None:
+        self.attempts: list[Attempt | None] = [None] * size
+        self.remaining = size
+        self.abandoned = False
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not size:
+            self.finished.set_result(None)
+
+    def done(self, index: int, attempt: Attempt | None) -> None:
+        self.attempts[index] = attempt
+        self.remaining -= 1
+        if not self.remaining and not self.finished.done():
+            self.finished.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        # The batch's rows stay leased and come back when the lease ends: nothing is lost.
+        if not self.finished.done():
+            self.finished.set_exception(exc)
 
 
 async def connect_async(db_url: str) -> psycopg.AsyncConnection[Any]:

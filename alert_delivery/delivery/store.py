@@ -34,6 +34,9 @@ class Claimed:
     """How many rows of this webhook the breaker and bucket let through in this claim."""
     wait_s: float = 0.0
     """When the rows over ``granted`` should come back (next token, breaker half-open)."""
+    body: str | None = None
+    """The payload as PostgreSQL renders it, for kinds that send it unchanged (then ``payload``
+    is left empty): it is the exact text signed and sent, with no decode and re-encode."""
 
 
 @dataclass
@@ -84,7 +87,9 @@ async def claim(
     rows = await cur.fetchall()
     claimed = [Claimed(*row) for row in rows]
     for row in claimed:
-        if isinstance(row.payload, str):
+        if row.payload is None:
+            row.payload = {}
+        elif isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
         if row.config is None:
             row.config = {}

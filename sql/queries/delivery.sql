@@ -75,12 +75,16 @@ WITH cfg AS (
              ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
         END AS wait_s
 )
-SELECT c.delivery_id, c.message_id, c.alert_id, c.webhook_id, c.event, c.payload, c.attempts,
-       c.kind, c.name, c.url_encrypted, c.url_redacted, c.secret_encrypted,
+SELECT c.delivery_id, c.message_id, c.alert_id, c.webhook_id, c.event,
+       -- The payload is decoded only where the engine reads it (email, inbox, PagerDuty's
+       -- routing key); the other kinds get it as text, which is the body sent and signed.
+       CASE WHEN c.kind IN ('email', 'inbox', 'pagerduty') THEN c.payload END AS payload,
+       c.attempts, c.kind, c.name, c.url_encrypted, c.url_redacted, c.secret_encrypted,
        -- Only email and inbox deliveries read the config: the others skip decoding it per row.
        CASE WHEN c.kind IN ('email', 'inbox') THEN c.config END AS config,
        c.rate_limit_per_s, c.retry_schedule_s, c.active,
-       coalesce(p.granted, 1000000) AS granted, coalesce(p.wait_s, 0.0) AS wait_s
+       coalesce(p.granted, 1000000) AS granted, coalesce(p.wait_s, 0.0) AS wait_s,
+       CASE WHEN c.kind NOT IN ('email', 'inbox', 'pagerduty') THEN c.payload::text END AS body
 FROM claimed c
 LEFT JOIN permit p USING (webhook_id)
 ORDER BY c.delivery_id

@@ -175,6 +175,17 @@ def test_signature_matches_an_independent_computation_and_the_library() -> None:
         Webhook(generate_secret()).verify(body, headers)
 
 
+@pytest.mark.parametrize("key_bytes", [16, 24, 63, 64, 65, 200])
+def test_signature_equals_hmac_for_keys_shorter_equal_and_longer_than_a_block(
+    key_bytes: int,
+) -> None:
+    key = bytes(range(key_bytes % 256)) + bytes(max(0, key_bytes - 256))
+    secret = "whsec_" + base64.b64encode(key).decode()
+    for body in (b"", b"{}", bytes(range(256)) * 5):
+        mac = hmac.new(key, b"id.7." + body, hashlib.sha256).digest()
+        assert sign("id", 7, body, secret) == "v1," + base64.b64encode(mac).decode()
+
+
 def test_rotation_sends_both_signatures_and_either_secret_verifies() -> None:
     old, new = generate_secret(), generate_secret()
     now = int(time.time())
