@@ -388,17 +388,47 @@ async def connect_async(db_url: str) -> psycopg.AsyncConnection[Any]:
 
 
 async def drain(
-    engine: Engine, *, limit: int, batch_size: int = 500, min_age_s: float = 0.0
+    engine: Engine,
+    *,
+    limit: int,
+    batch_size: int = 500,
+    min_age_s: float = 0.0,
+    depth: int = 3,
 ) -> BatchResult:
-    """Claim and deliver until ``limit`` rows were claimed or nothing is due."""
+    """Claim and deliver until ``limit`` rows were claimed or nothing is due.
+
+    Up to ``depth`` batches are in flight at once, so the lanes keep sending while another batch
+    is being claimed or recorded. The first claim is one row per lane: sending starts as soon as
+    possible instead of after a full batch's claim.
+    """
     total = BatchResult()
-    while total.claimed < limit:
-        rows = await engine.claim(min(batch_size, limit - total.claimed), min_age_s=min_age_s)
-        if not rows:
+    claimed = 0
+    size = min(batch_size, engine.config.sender.concurrency)
+    exhausted = False
+    in_flight: set[asyncio.Task[BatchResult]] = set()
+    failure: BaseException | None = None
+    while True:
+        while not exhausted and failure is None and claimed < limit and len(in_flight) < depth:
+            rows = await engine.claim(min(size, limit - claimed), min_age_s=min_age_s)
+            claimed += len(rows)
+            if rows:
+                in_flight.add(asyncio.create_task(engine.process(rows)))
+            # A short claim took everything due: what comes due later is the next run's.
+            exhausted = len(rows) < min(size, limit - claimed + len(rows))
+            size = batch_size
+        if not in_flight:
             break
-        total.add(await engine.process(rows))
-        if len(rows) < batch_size:
-            break
+        done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception()
+            if exc is None:
+                total.add(task.result())
+            elif failure is None:
+                # Let the other batches finish and record their outcomes, then raise; this
+                # batch's rows stay leased and come back when the lease ends.
+                failure = exc
+    if failure is not None:
+        raise failure
     return total
 
 

@@ -14,7 +14,7 @@ class Verdict(Enum):
     GONE = "gone"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Attempt:
     verdict: Verdict
     status: int | None = None

@@ -51,19 +51,8 @@ def test_claim_uses_the_due_index(
         ).fetchall()
     ]
     conn.execute("ANALYZE alert_delivery.delivery_queue")
-    outcomes = [
-        {
-            "delivery_id": i,
-            "status": "delivered",
-            "delay_s": 0.0,
-            "http_status": 200,
-            "error": None,
-            "latency_ms": 1.0,
-            "log_event": "delivered",
-            "counted": True,
-        }
-        for i in ids
-    ]
+    # [delivery_id, status, delay_s, http_status, error, latency_ms, log_event, counted]
+    outcomes = [[i, "delivered", 0.0, 200, None, 1.0, "delivered", True] for i in ids]
     params = {"outcomes": json.dumps(outcomes), "worker_id": "x", "run_id": None}
     with conn.transaction():
         record_plan = "\n".join(
