@@ -115,7 +115,8 @@ WITH o AS (
     SELECT (e->>0)::bigint AS delivery_id, e->>1 AS status, (e->>2)::float8 AS delay_s,
            (e->>3)::int AS http_status, e->>4 AS error, (e->>5)::float8 AS latency_ms,
            e->>6 AS log_event, (e->>7)::bool AS counted
-    FROM json_array_elements(%(outcomes)s::json) e
+    -- jsonb: parsed once; on json every ->> would re-parse its element's text.
+    FROM jsonb_array_elements(%(outcomes)s::jsonb) e
 ), upd AS (
     UPDATE alert_delivery.delivery_queue q
     SET status = o.status,
