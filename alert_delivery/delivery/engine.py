@@ -118,6 +118,13 @@ class Engine:
         sender = Sender(config.sender, settings.allowed_targets)
         engine = cls(conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id)
         engine.claim_conn = claim_conn
+        await store.prepare(
+            claim_conn,
+            conn,
+            worker_id=worker_id,
+            lease_s=config.lease_s,
+            cooldown_s=config.breaker_cooldown_s,
+        )
         return engine
 
     async def close(self) -> None:
@@ -398,12 +405,12 @@ async def drain(
     """Claim and deliver until ``limit`` rows were claimed or nothing is due.
 
     Up to ``depth`` batches are in flight at once, so the lanes keep sending while another batch
-    is being claimed or recorded. The first claim is one row per lane: sending starts as soon as
-    possible instead of after a full batch's claim.
+    is being claimed or recorded. The first claim is two rows per lane: sending starts after a
+    small claim, and the lanes stay busy while the first full batch is claimed.
     """
     total = BatchResult()
     claimed = 0
-    size = min(batch_size, engine.config.sender.concurrency)
+    size = min(batch_size, 2 * engine.config.sender.concurrency)
     exhausted = False
     in_flight: set[asyncio.Task[BatchResult]] = set()
     failure: BaseException | None = None
