@@ -25,16 +25,20 @@ WITH cfg AS (
         next_attempt_at = now() + make_interval(secs => %(lease_s)s),
         leased_by = %(worker_id)s,
         updated_at = now()
-    FROM alert_delivery.webhooks w
     -- = ANY(ARRAY(...)) keeps this a primary-key lookup however large the queue grows.
     WHERE q.delivery_id = ANY (ARRAY(SELECT delivery_id FROM due))
-      AND w.webhook_id = q.webhook_id
-    RETURNING q.delivery_id, q.message_id::text AS message_id, q.alert_id, q.webhook_id,
-              q.event, q.payload, q.attempts, w.kind, w.name, w.url_encrypted, w.url_redacted,
-              w.secret_encrypted, w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active
+    RETURNING q.delivery_id, q.message_id, q.alert_id, q.webhook_id, q.event, q.payload,
+              q.attempts
+), hooks AS (
+    -- The claim's webhooks, each once, with its first row: the webhook's columns are joined and
+    -- sent once per webhook rather than carried (and sorted) with every row.
+    SELECT w.webhook_id, w.kind, w.name, w.url_encrypted, w.url_redacted, w.secret_encrypted,
+           w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active, c.first_id, c.wanted
+    FROM (SELECT webhook_id, min(delivery_id) AS first_id, count(*)::int AS wanted
+          FROM claimed GROUP BY webhook_id) c
+    JOIN alert_delivery.webhooks w USING (webhook_id)
 ), req AS (
-    SELECT webhook_id, count(*)::int AS wanted, max(rate_limit_per_s) AS rate
-    FROM claimed WHERE active GROUP BY webhook_id
+    SELECT webhook_id, wanted, rate_limit_per_s AS rate FROM hooks WHERE active
 ), cur AS (
     SELECT h.webhook_id, r.wanted, r.rate, h.breaker_state, h.breaker_opened_at,
            h.probe_leased_until,
@@ -78,28 +82,26 @@ WITH cfg AS (
 -- The webhook's own columns (name through wait_s) come only on its first row of the claim, NULL
 -- on the others (store.claim copies them over): the encrypted URL and secret were most of the
 -- bytes the client decoded per row.
-SELECT c.delivery_id, c.message_id, c.alert_id, c.webhook_id, c.event,
+SELECT c.delivery_id, c.message_id::text, c.alert_id, c.webhook_id, c.event,
        -- The payload is decoded only where the engine reads it (email, inbox, PagerDuty's
        -- routing key); the other kinds get it as text, which is the body sent and signed.
-       CASE WHEN c.kind IN ('email', 'inbox', 'pagerduty') THEN c.payload END AS payload,
-       c.attempts, c.kind,
-       CASE WHEN c.first THEN c.name END AS name,
-       CASE WHEN c.first THEN c.url_encrypted END AS url_encrypted,
-       CASE WHEN c.first THEN c.url_redacted END AS url_redacted,
-       CASE WHEN c.first THEN c.secret_encrypted END AS secret_encrypted,
+       CASE WHEN h.kind IN ('email', 'inbox', 'pagerduty') THEN c.payload END AS payload,
+       c.attempts, h.kind,
+       CASE WHEN f.first THEN h.name END AS name,
+       CASE WHEN f.first THEN h.url_encrypted END AS url_encrypted,
+       CASE WHEN f.first THEN h.url_redacted END AS url_redacted,
+       CASE WHEN f.first THEN h.secret_encrypted END AS secret_encrypted,
        -- Only email and inbox deliveries read the config: the others skip decoding it.
-       CASE WHEN c.first AND c.kind IN ('email', 'inbox') THEN c.config END AS config,
-       CASE WHEN c.first THEN c.rate_limit_per_s END AS rate_limit_per_s,
-       CASE WHEN c.first THEN c.retry_schedule_s END AS retry_schedule_s,
-       CASE WHEN c.first THEN c.active END AS active,
-       CASE WHEN c.first THEN coalesce(p.granted, 1000000) END AS granted,
-       CASE WHEN c.first THEN coalesce(p.wait_s, 0.0) END AS wait_s,
-       CASE WHEN c.kind NOT IN ('email', 'inbox', 'pagerduty') THEN c.payload::text END AS body
-FROM (
-    SELECT claimed.*,
-           row_number() OVER (PARTITION BY webhook_id ORDER BY delivery_id) = 1 AS first
-    FROM claimed
-) c
+       CASE WHEN f.first AND h.kind IN ('email', 'inbox') THEN h.config END AS config,
+       CASE WHEN f.first THEN h.rate_limit_per_s END AS rate_limit_per_s,
+       CASE WHEN f.first THEN h.retry_schedule_s END AS retry_schedule_s,
+       CASE WHEN f.first THEN h.active END AS active,
+       CASE WHEN f.first THEN coalesce(p.granted, 1000000) END AS granted,
+       CASE WHEN f.first THEN coalesce(p.wait_s, 0.0) END AS wait_s,
+       CASE WHEN h.kind NOT IN ('email', 'inbox', 'pagerduty') THEN c.payload::text END AS body
+FROM claimed c
+JOIN hooks h USING (webhook_id)
+CROSS JOIN LATERAL (SELECT c.delivery_id = h.first_id AS first) f
 LEFT JOIN permit p USING (webhook_id)
 ORDER BY c.delivery_id
 
