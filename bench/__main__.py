@@ -24,6 +24,7 @@ def main(selected: list[str]) -> int:
         for name in names:
             module = importlib.import_module(f"bench.{name}")
             print(f"running {name} ...", file=sys.stderr, flush=True)
+            ctx.settle()
             for row in module.run(ctx):
                 rows.append((row, peak_rss_mib()))
     finally:

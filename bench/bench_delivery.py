@@ -204,7 +204,10 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
 def _bench_throughput(ctx: BenchContext, port: int, env: dict[str, str]) -> list[BenchRow]:
     """Best of two rounds for the engine and for the bare loop: the 2-core machine is shared,
     and a neighbour's burst otherwise decides the ratio."""
-    rounds = [_throughput_round(ctx.fresh_database(), port, env) for _ in range(2)]
+    rounds = []
+    for _ in range(2):
+        ctx.settle()
+        rounds.append(_throughput_round(ctx.fresh_database(), port, env))
     delivered, seconds, logged, _ = min(rounds, key=lambda r: r[1])
     bare_seconds = min(r[3] for r in rounds)
     engine_rate, bare_rate = delivered / seconds, N_DELIVERIES / bare_seconds
@@ -352,7 +355,9 @@ def run(ctx: BenchContext) -> list[BenchRow]:
         receiver, port = _start_receiver(Path(tmp))
         try:
             rows = _bench_throughput(ctx, port, env)
+            ctx.settle()
             rows.append(_bench_worker_latency(ctx.fresh_database(), port, env))
+            ctx.settle()
             rows.append(_bench_sensor_latency(ctx.fresh_database(), port, env))
         finally:
             receiver.terminate()
