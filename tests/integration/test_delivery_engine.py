@@ -1,8 +1,10 @@
 """The engine against real receivers on 127.0.0.1 and a real PostgreSQL."""
 
 import json
+from dataclasses import replace
 
 import psycopg
+from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from alert_delivery.config import Settings
@@ -208,3 +210,36 @@ def test_signing_secret_rotation_sends_both_signatures_until_finished(
         assert Webhook(secret).verify(during.body, during.headers) == {"n": 1}
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert Webhook(new).verify(after.body, after.headers) == {"n": 2}
+
+
+class _CountingReceiver(Receiver):
+    """Counts how many requests are inside the handler at once."""
+
+    def __init__(self) -> None:
+        super().__init__(always(200, delay_s=0.03))
+        self.inside = 0
+        self.most_inside = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.inside += 1  # the receiver's loop is one thread: no lock needed
+        self.most_inside = max(self.most_inside, self.inside)
+        try:
+            return await super().handle(request)
+        finally:
+            self.inside -= 1
+
+
+def test_concurrency_is_capped_across_batches_in_flight_and_each_row_sent_once(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    config = replace(FAST, sender=replace(FAST.sender, concurrency=4))
+    with serve(_CountingReceiver()) as rx:
+        webhook_id, _ = _hook(db_url, delivery_env, rx.url, rate_limit_per_s=1000.0)
+        ids = enqueue(conn, webhook_id, [{"n": i} for i in range(30)])
+        # Two rows per lane first (8), then the rest: two batches share the four lanes.
+        result = deliver_batch(db_url, worker_id="t", config=config, settings=delivery_env)
+        assert (result.claimed, result.delivered) == (30, 30)
+        assert rx.most_inside == 4
+        assert sorted(json.loads(b)["n"] for b in rx.bodies()) == list(range(30))
+    rows = queue_rows(conn)
+    assert {rows[i]["status"] for i in ids} == {"delivered"}
