@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from bench.common import BenchContext, BenchRow, percentile
 N_DELIVERIES = 10_000
 N_WEBHOOKS = 50
 LATENCY_RATE = 200
+THROUGHPUT_ROUNDS = 3
 LATENCY_SECONDS = 10
 WORKER_ARGS = ["-m", "alert_delivery", "worker", "--id", "bench-worker", "--poll-interval", "1"]
 BODY = {"text": "x" * 200, "severity": "WARNING", "operation": "merge"}
@@ -202,29 +204,30 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
 
 
 def _bench_throughput(ctx: BenchContext, port: int, env: dict[str, str]) -> list[BenchRow]:
-    """Best of two rounds for the engine and for the bare loop: the 2-core machine is shared,
-    and a neighbour's burst otherwise decides the ratio."""
+    """Best of THROUGHPUT_ROUNDS rounds for the engine and for the bare loop alike: the 2-core
+    machine is shared, and a neighbour's burst otherwise decides the ratio. The note also gives
+    the median round's ratio."""
     rounds = []
-    for _ in range(2):
+    for _ in range(THROUGHPUT_ROUNDS):
         ctx.settle()
         rounds.append(_throughput_round(ctx.fresh_database(), port, env))
     delivered, seconds, logged, _ = min(rounds, key=lambda r: r[1])
     bare_seconds = min(r[3] for r in rounds)
     engine_rate, bare_rate = delivered / seconds, N_DELIVERIES / bare_seconds
     share = engine_rate / bare_rate
+    median_share = statistics.median(r[3] / r[1] * r[0] / N_DELIVERIES for r in rounds)
+    best = f"best of {THROUGHPUT_ROUNDS}"
     return [
         BenchRow(
             f"delivery: engine, {N_WEBHOOKS} webhooks, logged",
             delivered,
             seconds,
             target=">= 4,000/s and >= 75 % of bare",
-            met=engine_rate >= 4000 and share >= 0.75 and logged == N_DELIVERIES,
-            note=f"{share:.0%} of bare, {logged} log rows, best of 2, "
-            f"load {os.getloadavg()[0]:.1f}",
+            met=engine_rate >= 4000 and share >= 0.75 and all(r[2] == N_DELIVERIES for r in rounds),
+            note=f"{share:.0%} of bare ({median_share:.0%} in the median round), "
+            f"{logged} log rows, {best}, load {os.getloadavg()[0]:.1f}",
         ),
-        BenchRow(
-            "delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds, note="best of 2"
-        ),
+        BenchRow("delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds, note=best),
     ]
 
 
