@@ -6,7 +6,6 @@ leased, and outcomes are written in one statement per batch.
 """
 
 import asyncio
-import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
 from alert_delivery.delivery.retry import RetryPolicy
 from alert_delivery.delivery.secrets import Vault, load_vault
 from alert_delivery.delivery.sender import Sender, SenderConfig
-from alert_delivery.delivery.signing import signature_header
+from alert_delivery.delivery.signing import webhook_headers
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url, needs_dns
 from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
@@ -306,25 +305,20 @@ class Engine:
                 if self.stopping:
                     batch.done(i, None)
                     continue
+                if row.kind == "email":
+                    batch.done(i, await self._email(row))
+                    continue
                 # HTTP rows are prepared synchronously and posted from here: one coroutine
                 # level less on every resume of the request.
                 request = self._prepare(row)
-                if isinstance(request, Attempt):
-                    batch.done(i, request)
-                elif request is None:
-                    batch.done(i, await self._email(row))
-                else:
-                    batch.done(i, await post(*request))
+                batch.done(i, request if isinstance(request, Attempt) else await post(*request))
             except Exception as exc:  # a bug, not a delivery outcome: fail the batch, keep the lane
                 batch.fail(exc)
 
-    def _prepare(self, row: Claimed) -> tuple[str, bytes, dict[str, str]] | Attempt | None:
-        """URL, signed body and headers of an HTTP row; an Attempt when it cannot be sent;
-        None for email, which goes over SMTP."""
+    def _prepare(self, row: Claimed) -> tuple[str, bytes, dict[str, str]] | Attempt:
+        """URL, body and signed headers of an HTTP row, or the Attempt when it cannot be sent."""
         try:
             url, secrets = self._target(row)
-            if row.kind == "email":
-                return None
             if row.kind not in HTTP_KINDS or not url:
                 return Attempt(Verdict.PERMANENT, error=f"cannot deliver kind {row.kind}")
             self._check(url)
@@ -333,17 +327,7 @@ class Engine:
             return Attempt(Verdict.PERMANENT, error=str(exc))
         # Signed at send time: a row that waited in the lanes' queue still carries a fresh
         # timestamp, well inside a receiver's tolerance.
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": row.message_id,
-            "webhook-timestamp": str(timestamp),
-        }
-        if secrets:
-            headers["webhook-signature"] = signature_header(
-                row.message_id, timestamp, body, secrets
-            )
-        return url, body, headers
+        return url, body, webhook_headers(row.message_id, body, secrets)
 
     async def _email(self, row: Claimed) -> Attempt:
         try:
@@ -438,12 +422,13 @@ async def drain(
     failure: BaseException | None = None
     while True:
         while not exhausted and failure is None and claimed < limit and len(in_flight) < depth:
-            rows = await engine.claim(min(size, limit - claimed), min_age_s=min_age_s)
+            wanted = min(size, limit - claimed)
+            rows = await engine.claim(wanted, min_age_s=min_age_s)
             claimed += len(rows)
             if rows:
                 in_flight.add(asyncio.create_task(engine.process(rows)))
             # A short claim took everything due: what comes due later is the next run's.
-            exhausted = len(rows) < min(size, limit - claimed + len(rows))
+            exhausted = len(rows) < wanted
             size = batch_size
         if not in_flight:
             break

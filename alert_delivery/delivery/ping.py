@@ -1,6 +1,5 @@
 """`webhooks test`: one signed ping straight to the target; the result is recorded on the row."""
 
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -12,7 +11,7 @@ from alert_delivery.delivery.outcome import Attempt, Verdict
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target, webhook_id_by_name
 from alert_delivery.delivery.secrets import load_vault
 from alert_delivery.delivery.sender import Sender
-from alert_delivery.delivery.signing import signature_header
+from alert_delivery.delivery.signing import webhook_headers
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url
 from alert_delivery.delivery.store import Claimed
@@ -103,14 +102,6 @@ async def _post(
 ) -> Attempt:
     sender = Sender(config.sender, settings.allowed_targets)
     try:
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
-        }
-        if secrets:
-            headers["webhook-signature"] = signature_header(message_id, timestamp, body, secrets)
-        return await sender.post(url, body, headers)
+        return await sender.post(url, body, webhook_headers(message_id, body, secrets))
     finally:
         await sender.close()

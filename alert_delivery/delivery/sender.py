@@ -68,13 +68,11 @@ class Sender:
             ) as resp:
                 await resp.content.read(self.config.body_cap_bytes)
                 status = resp.status
-                if 200 <= status < 300:
-                    return Attempt(
-                        Verdict.DELIVERED,
-                        status=status,
-                        latency_ms=(time.perf_counter() - started) * 1000.0,
-                    )
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                retry_after = (
+                    None
+                    if 200 <= status < 300
+                    else parse_retry_after(resp.headers.get("Retry-After"))
+                )
         except TimeoutError:
             return _failed("timed out", started)
         except aiohttp.ClientConnectorError as exc:

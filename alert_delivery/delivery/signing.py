@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import secrets as _random
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +72,19 @@ def signature_header(message_id: str, timestamp: int, body: bytes, secrets: list
     if len(secrets) == 1:
         return sign(message_id, timestamp, body, secrets[0])
     return " ".join(sign(message_id, timestamp, body, s) for s in secrets)
+
+
+def webhook_headers(message_id: str, body: bytes, secrets: list[str]) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt, timestamped and signed now."""
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+    }
+    if secrets:
+        headers["webhook-signature"] = signature_header(message_id, timestamp, body, secrets)
+    return headers
 
 
 def split_secrets(stored: str) -> list[str]:
