@@ -27,6 +27,9 @@ class Settings:
     env: Environment
     allowed_targets: tuple[IPNetwork, ...]
     """``ALERT_DELIVERY_ALLOWED_TARGETS``: CIDRs exempt from the SSRF guard (http allowed too)."""
+    runbook_url: str = ""
+    """``ALERT_DELIVERY_RUNBOOK_URL``: https base under which ``docs/runbooks/`` is hosted; empty
+    means alerts name the page in the repository (``docs/runbooks/<page>.md``) without a link."""
 
     @property
     def pgdata(self) -> Path:
@@ -77,4 +80,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_targets=parse_networks(
             env.get("ALERT_DELIVERY_ALLOWED_TARGETS", ""), where="ALERT_DELIVERY_ALLOWED_TARGETS"
         ),
+        runbook_url=_parse_runbook_url(env.get("ALERT_DELIVERY_RUNBOOK_URL", "")),
     )
+
+
+def _parse_runbook_url(value: str) -> str:
+    base = value.strip().rstrip("/")
+    if base and not base.startswith("https://"):
+        raise ConfigurationError(
+            f"must be an https:// URL, got {base[:80]!r}", where="ALERT_DELIVERY_RUNBOOK_URL"
+        )
+    return base
