@@ -200,12 +200,8 @@ def _check_target(target: int | None, migrations: list[Migration]) -> None:
         return
     highest = max((m.version for m in migrations), default=0)
     if not 1 <= target <= highest:
-        known = f"1..{highest}" if highest else "none"
-        raise InvalidInput(
-            f"no migration version {target}: the known versions are {known}"
-            f" (highest known version {highest})",
-            where="--target",
-        )
+        known = f"from 1 to the highest known version {highest}" if highest else "none known"
+        raise InvalidInput(f"no migration version {target} (versions: {known})", where="--target")
 
 
 def upgrade(
