@@ -276,18 +276,22 @@ def _apply_functions(conn: psycopg.Connection, functions: list[FunctionFile]) ->
         with conn.transaction():
             row = conn.execute("SELECT current_setting('search_path')").fetchone()
             search_path = str(row[0]) if row else ""
+            checksums: list[tuple[str, str]] = []
             for function_file in functions:
                 name, current = function_file.path.parent.name + "/" + function_file.filename, ""
+                # Read once: the checksum recorded is that of the bytes executed.
+                data = function_file.path.read_bytes()
+                checksums.append((function_file.filename, hashlib.sha256(data).hexdigest()))
                 conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
-                for current in split_statements(function_file.path.read_text()):
+                for current in split_statements(data.decode()):
                     conn.execute(current.encode())
             name, current = "schema_functions", ""
             conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
             conn.execute("DELETE FROM alert_delivery.schema_functions")
-            for function_file in functions:
+            for filename, checksum in checksums:
                 conn.execute(
                     "INSERT INTO alert_delivery.schema_functions (file, checksum) VALUES (%s, %s)",
-                    (function_file.filename, function_file.checksum),
+                    (filename, checksum),
                 )
     except psycopg.Error as exc:
         raise MigrationError(name, _summarise(current), _cause(exc)) from None
