@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from alert_delivery.alerting.fingerprint import fingerprint
+from alert_delivery.alerting.labels import fingerprint, legacy_labels
 from alert_delivery.alerting.lifecycle import release_held, resolve
 from alert_delivery.alerting.producer import raise_alert
 from alert_delivery.db import query
@@ -135,7 +135,11 @@ def alerts_from_partition(
     candidates = [anomaly_alert(r) for r in anomalies] + [bottleneck_alert(r) for r in bottlenecks]
     for fields in candidates:
         seen.append(
-            fingerprint(SOURCE, fields["operation_type"], fields["alert_type"], fields["severity"])
+            fingerprint(
+                legacy_labels(
+                    SOURCE, fields["operation_type"], fields["alert_type"], fields["severity"]
+                )
+            )
         )
         try:
             with conn.transaction():

@@ -1,7 +1,7 @@
 """Alert lifecycle: firing -> acknowledged -> resolved, and releasing held alerts.
 
-Each call runs the PL/pgSQL function of the same name, which also enqueues the acknowledge /
-resolve notifications for the webhooks that received the trigger.
+Each call runs the PL/pgSQL function of the same name (sql/functions/06_lifecycle.sql), which
+also enqueues the acknowledge / resolve notices for the webhooks that received the trigger.
 """
 
 from dataclasses import dataclass
@@ -53,6 +53,9 @@ class AlertRow:
     created_at: datetime
     acknowledged_by: str | None
     resolved_at: datetime | None
+    source: str
+    last_seen_at: datetime
+    labels: dict[str, str]
 
 
 def list_alerts(

@@ -1,7 +1,10 @@
-"""The Python producer API: a thin call into ``alert_delivery.raise_alert`` (PL/pgSQL).
+"""The Python producer API, beside the SQL one (``alert_delivery.raise_alert``/``raise_alerts``).
 
-Dedup, silences, inhibition, routing, grouping, formatting and enqueueing all happen inside that
-function, so an application raising alerts from SQL in its own transaction gets the same pipeline.
+Both run the same PL/pgSQL pipeline (sql/functions/05_raise.sql) in the caller's transaction:
+dedup by label set, content duplicates, silences, inhibition, routing, grouping, enqueueing.
+An alert is ``labels`` (its identity) and ``annotations`` (title, description, runbook_url,
+free keys); the well-known fields ``source``, ``operation_type``, ``alert_type``, ``severity``,
+``title`` and ``description`` are accepted as shorthands for those labels and annotations.
 """
 
 import json
@@ -41,22 +44,38 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def alert_document(fields: Mapping[str, Any]) -> str:
+def alert_document(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object ``raise_alert(jsonb)`` takes; unknown keys are left for SQL to reject."""
-    return json.dumps({k: _jsonable(v) for k, v in fields.items()}, allow_nan=False)
+    return {k: _jsonable(v) for k, v in fields.items() if v is not None or k == "labels"}
+
+
+def _dumps(document: object, where: str) -> str:
+    try:
+        return json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError):
+        pass
+    # Name the field that is not JSON (NaN, infinity, an object json cannot encode).
+    items = document if isinstance(document, list) else [document]
+    for i, item in enumerate(items):
+        for key, value in item.items() if isinstance(item, dict) else ():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                at = f"alerts[{i}].{key}" if isinstance(document, list) else key
+                raise InvalidInput(f"not representable as JSON ({exc})", where=at) from None
+    raise InvalidInput("not representable as JSON", where=where)
 
 
 def raise_alert(conn: psycopg.Connection, **fields: Any) -> RaiseResult:
     """Raise one alert in the caller's transaction.
 
-    Fields: source (default ``api``), operation_type, alert_type, severity, title, description,
-    details (object), partition_start, anomaly_id, correlation_id. Invalid input raises
-    ``InvalidInput`` naming the field; the transaction is left for the caller to roll back.
+    Fields: labels, annotations (objects of strings), or the shorthands source (default
+    ``api``), operation_type, alert_type, severity, title, description; and details (object),
+    partition_start, starts_at, ends_at, generator_url, anomaly_id, correlation_id,
+    notify_email, notify_inapp, channels. Invalid input raises ``InvalidInput`` naming the
+    field; the transaction is left for the caller to roll back.
     """
-    try:
-        document = alert_document(fields)
-    except ValueError as exc:
-        raise _bad_json(exc) from None
+    document = _dumps(alert_document(fields), "alert")
     with user_errors("alert"):
         row = conn.execute(query("alerting", "raise_alert"), {"alert": document}).fetchone()
     assert row is not None
@@ -66,23 +85,12 @@ def raise_alert(conn: psycopg.Connection, **fields: Any) -> RaiseResult:
 def raise_alerts(
     conn: psycopg.Connection, alerts: Sequence[Mapping[str, Any]]
 ) -> list[RaiseResult]:
-    """Raise many alerts in one statement (all or nothing), in order.
-
-    Same result as ``raise_alert`` on each in turn; SQL processes a batch of new, distinct
-    alerts set-based (``alert_delivery.raise_alerts``), which is what makes batches fast.
-    """
+    """Raise many alerts in one statement (all or nothing), in order: the same pipeline as
+    ``raise_alert``, set-based, which is what makes batches fast. Errors name
+    ``alerts[i].field``."""
     if not alerts:
         return []
-    try:
-        document = json.dumps(
-            [{k: _jsonable(v) for k, v in a.items()} for a in alerts], allow_nan=False
-        )
-    except ValueError as exc:
-        raise _bad_json(exc) from None
+    document = _dumps([alert_document(a) for a in alerts], "alerts")
     with user_errors("alerts"):
         rows = conn.execute(query("alerting", "raise_alerts"), {"alerts": document}).fetchall()
     return [RaiseResult(int(r[0]), str(r[1])) for r in rows]
-
-
-def _bad_json(exc: ValueError) -> InvalidInput:
-    return InvalidInput(f"not representable as JSON ({exc})", where="details")

@@ -1,22 +1,34 @@
-"""Routing rules: severity, alert type and operation type (``ALL`` wildcard) to webhooks.
+"""Routing rules with Alertmanager's semantics.
 
-A rule targets specific webhooks and/or every active webhook of some kinds (the defaults do the
-latter, since webhooks are registered after the rules exist). The matching itself happens in SQL
-(``alert_delivery.route_targets``) for both producer paths.
+Rules are tried in priority order; the first whose matchers all match an alert decides, unless
+it says ``continue``, in which case later matching rules add their receivers too. The fallback
+rules (the default receiver) take what no other rule routes to an active webhook. A rule targets
+specific webhooks and/or every active webhook of some kinds. Per rule: ``group_by`` labels,
+``group_wait`` (0: each alert at once), ``group_interval``, ``repeat_interval``, ``max_batch``,
+and ``escalate_after`` (unset: the severity default, CRITICAL at once, WARNING 10 min, INFO
+30 min; 0 only when chosen). The matching itself runs in SQL (``alert_delivery.route_pairs``).
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors
 
+from alert_delivery.alerting import matchers as m
+from alert_delivery.alerting.labels import validate_label_name
+from alert_delivery.alerting.matchers import Matcher
 from alert_delivery.db import query, transaction
 from alert_delivery.errors import InvalidInput
 
-SEVERITIES = ("ALL", "INFO", "WARNING", "CRITICAL")
 KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
-GROUP_FIELDS = ("source", "operation_type", "alert_type", "severity")
+DEFAULT_GROUP_BY = ("severity", "alert_type")
+DEFAULT_GROUP_WAIT_S = 30
+DEFAULT_GROUP_INTERVAL_S = 30
+DEFAULT_REPEAT_INTERVAL_S = 14400
+DEFAULT_MAX_BATCH = 10
+MAX_SECONDS = 86400 * 30
 
 
 @dataclass(frozen=True)
@@ -24,65 +36,96 @@ class RoutingRule:
     rule_id: int
     name: str
     priority: int
-    severity: str
-    alert_type: str
-    operation_type: str
+    matchers: list[Matcher]
+    continues: bool
     target_kinds: list[str]
-    escalate_after_s: int
-    group_window_s: int
+    webhooks: list[str]
+    group_by: list[str]
+    group_wait_s: int
+    group_interval_s: int
     repeat_interval_s: int
+    max_batch: int
+    escalate_after_s: int | None
     is_fallback: bool
     active: bool
-    webhooks: list[str]
 
 
-def _non_negative(value: int, field: str) -> int:
-    if value < 0:
-        raise InvalidInput(f"must be >= 0, got {value}", where=field)
+def _seconds(value: int | None, field: str, *, low: int = 0, high: int = MAX_SECONDS) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(
+            f"must be a whole number of seconds {low}-{high}, got {value!r}", where=field
+        )
     return value
 
 
-def _matcher(value: str, field: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("must not be empty (use ALL to match everything)", where=field)
-    return "ALL" if text.upper() == "ALL" else text
+def check_in_database(conn: psycopg.Connection, matchers: Sequence[Matcher], where: str) -> None:
+    """PostgreSQL compiles every regular expression it will run (Python already accepted it)."""
+    for i, matcher in enumerate(matchers):
+        if matcher.op in ("=~", "!~"):
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT '' ~ ('^(?:' || %s::text || ')$')", (matcher.value,))
+            except errors.InvalidRegularExpression as exc:
+                cause = (exc.diag.message_primary or "invalid").splitlines()[0]
+                raise InvalidInput(
+                    f"PostgreSQL refuses {matcher.value[:80]!r}: {cause}", where=f"{where}[{i}]"
+                ) from None
+
+
+def rule_matchers(
+    match: Sequence[str] = (),
+    *,
+    severity: str | None = None,
+    alert_type: str | None = None,
+    operation_type: str | None = None,
+) -> list[Matcher]:
+    """``--match`` expressions plus today's shorthands (``ALL`` or empty: no matcher)."""
+    return [
+        *m.parse_all(match),
+        *m.shorthand(severity=severity, alert_type=alert_type, operation_type=operation_type),
+    ]
 
 
 def add_rule(
     conn: psycopg.Connection,
     name: str,
     *,
+    match: Sequence[str] = (),
     severity: str = "ALL",
     alert_type: str = "ALL",
     operation_type: str = "ALL",
     webhooks: Sequence[str] = (),
     kinds: Sequence[str] = (),
-    escalate_after_s: int = 0,
-    group_window_s: int | None = None,
-    repeat_interval_s: int = 14400,
+    continues: bool = False,
+    escalate_after_s: int | None = None,
+    group_wait_s: int | None = None,
+    group_interval_s: int = DEFAULT_GROUP_INTERVAL_S,
+    repeat_interval_s: int = DEFAULT_REPEAT_INTERVAL_S,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
     priority: int = 100,
     fallback: bool = False,
     notify_email: bool = False,
     notify_inapp: bool = False,
-    group_by: Sequence[str] = ("severity", "alert_type"),
 ) -> int:
     """Add a rule; malformed rules raise ``InvalidInput`` naming the field. Returns the id."""
     if not (name or "").strip():
         raise InvalidInput("must not be empty", where="name")
-    sev = (severity or "").strip().upper()
-    if sev not in SEVERITIES:
-        raise InvalidInput(
-            f"must be one of {', '.join(SEVERITIES)}, not {severity!r}", where="severity"
-        )
+    selected = rule_matchers(
+        match, severity=severity, alert_type=alert_type, operation_type=operation_type
+    )
+    check_in_database(conn, selected, "match")
     bad_kinds = [k for k in kinds if k not in KINDS]
     if bad_kinds:
         raise InvalidInput(
             f"unknown kind {bad_kinds[0]!r} (one of {', '.join(KINDS)})", where="kinds"
         )
-    bad_group = [g for g in group_by if g not in GROUP_FIELDS]
-    if bad_group or not group_by:
-        raise InvalidInput(f"must be fields of {', '.join(GROUP_FIELDS)}", where="group_by")
+    if len(group_by) > 64:
+        raise InvalidInput("at most 64 labels", where="group_by")
+    for label in group_by:
+        validate_label_name(label, where="group_by")
     if not (webhooks or kinds or notify_email or notify_inapp):
         raise InvalidInput("a rule needs at least one webhook or kind", where="webhooks")
     found: dict[str, int] = dict(
@@ -90,17 +133,31 @@ def add_rule(
     )
     missing = [w for w in webhooks if w not in found]
     if missing:
-        raise InvalidInput(f"unknown webhook {missing[0]!r}", where="webhooks")
-    window = (0 if sev == "CRITICAL" else 30) if group_window_s is None else group_window_s
+        raise InvalidInput(f"unknown receiver (webhook) {missing[0]!r}", where="webhooks")
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not -(10**6) <= priority <= 10**6
+    ):
+        raise InvalidInput(
+            f"must be a whole number within +-1000000, got {priority!r}", where="priority"
+        )
+    if group_wait_s is None:
+        # CRITICAL-only rules page at once; everything else batches (10 alerts or 30 s).
+        critical = any(
+            x.name == "severity" and x.op == "=" and x.value == "CRITICAL" for x in selected
+        )
+        group_wait_s = 0 if critical else DEFAULT_GROUP_WAIT_S
     params = {
         "name": name.strip(),
         "priority": priority,
-        "severity": sev,
-        "alert_type": _matcher(alert_type, "alert_type"),
-        "operation_type": _matcher(operation_type, "operation_type"),
-        "escalate_after_s": _non_negative(escalate_after_s, "escalate_after_s"),
-        "group_window_s": _non_negative(window, "group_window_s"),
-        "repeat_interval_s": _non_negative(repeat_interval_s, "repeat_interval_s"),
+        "matchers": json.dumps(m.to_json(selected)),
+        "continues": bool(continues),
+        "escalate_after_s": _seconds(escalate_after_s, "escalate_after_s"),
+        "group_wait_s": _seconds(group_wait_s, "group_wait_s", high=86400),
+        "group_interval_s": _seconds(group_interval_s, "group_interval_s", low=1, high=86400),
+        "repeat_interval_s": _seconds(repeat_interval_s, "repeat_interval_s"),
+        "max_batch": _seconds(max_batch, "max_batch", low=1, high=100),
         "target_kinds": list(dict.fromkeys(kinds)),
         "group_by": list(group_by),
         "is_fallback": fallback,
@@ -123,7 +180,12 @@ def add_rule(
 
 
 def list_rules(conn: psycopg.Connection) -> list[RoutingRule]:
-    return [RoutingRule(*row) for row in conn.execute(query("alerting", "list_rules")).fetchall()]
+    rules = []
+    for row in conn.execute(query("alerting", "list_rules")).fetchall():
+        values = list(row)
+        values[3] = m.from_json(values[3], where="matchers")
+        rules.append(RoutingRule(*values))
+    return rules
 
 
 def remove_rule(conn: psycopg.Connection, name: str) -> None:
@@ -136,13 +198,15 @@ def ensure_rule(
     *,
     name: str,
     webhook_ids: Sequence[int] = (),
-    severity: str = "ALL",
+    match: Sequence[str] = (),
     kinds: Sequence[str] = (),
-    group_window_s: int = 0,
+    group_wait_s: int = 0,
+    continues: bool = True,
 ) -> int:
     """Idempotent: the rule ``name`` exists and targets (at least) ``webhook_ids``; its id.
 
-    For drivers such as the demo, which open their own transaction.
+    For drivers such as the demo, which open their own transaction. Such a rule should select
+    only its own alerts (``match``) and ``continue``, so the ordinary rules still apply.
     """
     with transaction(db_url) as conn:
         row = conn.execute(query("alerting", "rule_id_by_name"), {"name": name}).fetchone()
@@ -155,10 +219,11 @@ def ensure_rule(
             return add_rule(
                 conn,
                 name,
-                severity=severity,
+                match=match,
                 webhooks=[n for (n,) in names],
                 kinds=kinds,
-                group_window_s=group_window_s,
+                group_wait_s=group_wait_s,
+                continues=continues,
                 priority=5,
             )
         rule_id = int(row[0])

@@ -3,6 +3,7 @@
 import argparse
 
 from alert_delivery import escalation
+from alert_delivery.alerting.matchers import describe
 from alert_delivery.db import transaction
 
 
@@ -25,7 +26,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add.add_argument("name")
     add.add_argument("--webhook", action="append", default=[], help="target webhook (repeatable)")
     add.add_argument("--kind", action="append", default=[], help="every active webhook of a kind")
-    add.add_argument("--severity", default="ALL", help="INFO|WARNING|CRITICAL|ALL")
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="label matcher, repeatable: name=value, name!=value, name=~regex, name!~regex",
+    )
+    add.add_argument("--severity", default="ALL", help="shorthand: INFO|WARNING|CRITICAL|ALL")
     add.add_argument("--alert-type", default="ALL")
     add.add_argument("--operation", default="ALL")
     add.add_argument(
@@ -72,6 +80,7 @@ def _add_route(args: argparse.Namespace) -> int:
             args.name,
             webhooks=args.webhook,
             kinds=args.kind,
+            match=args.match,
             severity=args.severity,
             alert_type=args.alert_type,
             operation_type=args.operation,
@@ -87,9 +96,8 @@ def _list_routes(args: argparse.Namespace) -> int:
     for r in routes:
         targets = ", ".join([*r.webhooks, *(f"kind:{k}" for k in r.target_kinds)]) or "-"
         print(
-            f"{r.route_id:>4}  {r.name}  severity={r.severity} type={r.alert_type} "
-            f"op={r.operation_type} reasons={','.join(r.reasons)} -> {targets}"
-            + ("" if r.active else "  (inactive)")
+            f"{r.route_id:>4}  {r.name}  match={describe(r.matchers)} "
+            f"reasons={','.join(r.reasons)} -> {targets}" + ("" if r.active else "  (inactive)")
         )
     return 0
 

@@ -1,9 +1,10 @@
-"""`alert-delivery silence add / list / expire`: snooze alerts by operation and alert type."""
+"""`alert-delivery silence add / list / expire`: snooze alerts selected by label matchers."""
 
 import argparse
 from datetime import datetime
 
 from alert_delivery.alerting import silences
+from alert_delivery.alerting.matchers import describe
 from alert_delivery.db import transaction
 from alert_delivery.errors import InvalidInput
 from alert_delivery.inputs import parse_time
@@ -19,6 +20,7 @@ def _add(args: argparse.Namespace) -> int:
     with transaction() as conn:
         silence_id = silences.add_silence(
             conn,
+            match=args.match,
             operation_type=args.operation,
             alert_type=args.alert_type,
             reason=args.reason,
@@ -34,13 +36,16 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         rows = silences.list_silences(conn, include_ended=args.all)
+    print(f"{'id':>5}  {'starts':<17}  {'ends':<17}  {'state':<15}  holding  matchers / reason")
     for s in rows:
         state = "active" if s.active else ("expired" if s.expired_at else "scheduled/ended")
         print(
-            f"{s.silence_id:>5}  op={s.operation_type}  type={s.alert_type}  "
-            f"{s.starts_at:%Y-%m-%dT%H:%MZ} -> {s.ends_at:%Y-%m-%dT%H:%MZ}  {state}  "
-            f"holding={s.holding}  by={s.created_by}  reason={s.reason}"
+            f"{s.silence_id:>5}  {s.starts_at:%Y-%m-%dT%H:%MZ}  {s.ends_at:%Y-%m-%dT%H:%MZ}  "
+            f"{state:<15}  {s.holding:>7}  {describe(s.matchers)}  by={s.created_by}  "
+            f"reason={s.reason}"
         )
+    if not rows:
+        print("(no silences)")
     return 0
 
 
@@ -56,8 +61,20 @@ def _minutes(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value <= 90 * 24 * 60:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most 129600 (90 days), got {text}"
+        )
+    return value
+
+
+def _silence_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"no such silence id: {text}")
     return value
 
 
@@ -65,8 +82,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     silence = sub.add_parser("silence", help="silences (snoozes)")
     silence_sub = silence.add_subparsers(dest="silence_command", metavar="COMMAND", required=True)
     add = silence_sub.add_parser("add", help="silence matching alerts for a while")
-    add.add_argument("--operation", required=True, help="operation type or ALL")
-    add.add_argument("--alert-type", required=True, help="alert type or ALL")
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="label matcher, repeatable: name=value, name!=value, name=~regex, name!~regex",
+    )
+    add.add_argument("--operation", help="shorthand: operation_type=VALUE (ALL: any)")
+    add.add_argument("--alert-type", help="shorthand: alert_type=VALUE (ALL: any)")
     add.add_argument("--minutes", type=_minutes, help="duration from now (default 60)")
     add.add_argument("--start", help="ISO 8601 start (UTC if no offset)")
     add.add_argument("--end", help="ISO 8601 end")
@@ -77,5 +101,5 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     listing.add_argument("--all", action="store_true", help="include ended and expired ones")
     listing.set_defaults(handler=_list)
     expire = silence_sub.add_parser("expire", help="end a silence now")
-    expire.add_argument("silence_id", type=int)
+    expire.add_argument("silence_id", type=_silence_id)
     expire.set_defaults(handler=_expire)

@@ -10,6 +10,7 @@ from datetime import datetime
 import dagster as dg
 
 from alert_delivery.alerting import release_held
+from alert_delivery.alerting.matchers import describe
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.escalation import (
     EscalationAction,
@@ -167,7 +168,7 @@ def escalation_report(postgres: PostgresResource) -> dg.MaterializeResult:  # ty
                     dg.TableRecord(
                         {
                             "name": r.name,
-                            "matches": f"{r.severity} / {r.alert_type} / {r.operation_type}",
+                            "matches": describe(r.matchers),
                             "reasons": ", ".join(r.reasons),
                             "targets": ", ".join(r.webhooks + [f"all {k}" for k in r.target_kinds]),
                             "active": r.active,

@@ -1,20 +1,24 @@
 """The escalation route: who hears about escalations, by webhook and/or kind.
 
 Kept apart from routing rules so ordinary notifications never reach it. An escalation goes to
-every matching active route; with none, to the webhooks the alert's trigger went to.
+every active route whose label matchers match the alert; with none, to the webhooks the alert's
+trigger went to.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors
 
+from alert_delivery.alerting import matchers as m
+from alert_delivery.alerting.matchers import Matcher
+from alert_delivery.alerting.routing import check_in_database
 from alert_delivery.db import query
 from alert_delivery.errors import InvalidInput
 
 REASONS = ("unacknowledged", "stale_delivery", "near_dead_letter")
-_SEVERITIES = ("ALL", "INFO", "WARNING", "CRITICAL")
 _KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
 
 
@@ -22,20 +26,11 @@ _KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
 class EscalationRoute:
     route_id: int
     name: str
-    severity: str
-    alert_type: str
-    operation_type: str
+    matchers: list[Matcher]
     reasons: list[str]
     target_kinds: list[str]
     active: bool
     webhooks: list[str]
-
-
-def _matcher(value: str, field: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("must not be empty (use ALL to match everything)", where=field)
-    return "ALL" if text.upper() == "ALL" else text
 
 
 def _one_of(values: Sequence[str], allowed: Sequence[str], field: str) -> list[str]:
@@ -51,6 +46,7 @@ def add_route(
     *,
     webhooks: Sequence[str] = (),
     kinds: Sequence[str] = (),
+    match: Sequence[str] = (),
     severity: str = "ALL",
     alert_type: str = "ALL",
     operation_type: str = "ALL",
@@ -59,11 +55,11 @@ def add_route(
     """Add an escalation route; bad input raises ``InvalidInput`` naming the field. Its id."""
     if not (name or "").strip():
         raise InvalidInput("must not be empty", where="name")
-    sev = (severity or "").strip().upper()
-    if sev not in _SEVERITIES:
-        raise InvalidInput(
-            f"must be one of {', '.join(_SEVERITIES)}, not {severity!r}", where="severity"
-        )
+    selected = [
+        *m.parse_all(match),
+        *m.shorthand(severity=severity, alert_type=alert_type, operation_type=operation_type),
+    ]
+    check_in_database(conn, selected, "match")
     if not reasons:
         raise InvalidInput(f"needs at least one of {', '.join(REASONS)}", where="reasons")
     if not (webhooks or kinds):
@@ -78,9 +74,7 @@ def add_route(
         raise InvalidInput(f"unknown webhook {missing[0]!r}", where="webhooks")
     params = {
         "name": name.strip(),
-        "severity": sev,
-        "alert_type": _matcher(alert_type, "alert_type"),
-        "operation_type": _matcher(operation_type, "operation_type"),
+        "matchers": json.dumps(m.to_json(selected)),
         "reasons": _one_of(reasons, REASONS, "reasons"),
         "target_kinds": _one_of(kinds, _KINDS, "kinds"),
     }
@@ -101,7 +95,10 @@ def add_route(
 
 def list_routes(conn: psycopg.Connection) -> list[EscalationRoute]:
     rows = conn.execute(query("escalation", "list_routes")).fetchall()
-    return [EscalationRoute(*row) for row in rows]
+    return [
+        EscalationRoute(row[0], row[1], m.from_json(row[2], where="matchers"), *row[3:])
+        for row in rows
+    ]
 
 
 def remove_route(conn: psycopg.Connection, name: str) -> None:

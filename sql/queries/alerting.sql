@@ -1,5 +1,5 @@
 -- Alerting: named queries used by alert_delivery.alerting (the pipeline itself lives in
--- sql/migrations/0003_alerting.sql as PL/pgSQL functions).
+-- sql/functions/ as PL/pgSQL functions).
 
 -- name: raise_alert
 SELECT alert_id, outcome FROM alert_delivery.raise_alert(%(alert)s::jsonb);
@@ -27,7 +27,7 @@ ORDER BY array_position(%(alert_ids)s::bigint[], a.alert_id);
 
 -- name: list_alerts
 SELECT alert_id, severity, status, operation_type, alert_type, title, occurrences, held_reason,
-       created_at, acknowledged_by, resolved_at
+       created_at, acknowledged_by, resolved_at, source, last_seen_at, labels
 FROM alert_delivery.alerts
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY alert_id DESC
@@ -56,15 +56,14 @@ WHERE source = 'detection' AND status IN ('firing', 'acknowledged')
 ORDER BY alert_id;
 
 -- name: insert_silence
-INSERT INTO alert_delivery.silences (operation_type, alert_type, starts_at, ends_at, reason,
-                                     created_by)
-VALUES (%(operation_type)s, %(alert_type)s, %(starts_at)s, %(ends_at)s, %(reason)s,
-        %(created_by)s)
+INSERT INTO alert_delivery.silences (operation_type, alert_type, matchers, starts_at, ends_at,
+                                     reason, created_by)
+VALUES (%(operation_type)s, %(alert_type)s, %(matchers)s::jsonb, %(starts_at)s, %(ends_at)s,
+        %(reason)s, %(created_by)s)
 RETURNING silence_id;
 
 -- name: list_silences
-SELECT silence_id, operation_type, alert_type, starts_at, ends_at, reason, created_by,
-       expired_at,
+SELECT silence_id, matchers, starts_at, ends_at, reason, created_by, expired_at,
        (expired_at IS NULL AND starts_at <= now() AND ends_at > now()) AS active,
        (SELECT count(*) FROM alert_delivery.alerts a
         WHERE a.held_reason = 'silenced' AND a.held_by = s.silence_id) AS holding
@@ -81,13 +80,14 @@ RETURNING silence_id;
 SELECT expired_at FROM alert_delivery.silences WHERE silence_id = %(silence_id)s;
 
 -- name: insert_rule
-INSERT INTO alert_delivery.routing_rules (name, priority, severity, alert_type, operation_type,
-                                          escalate_after_s, group_window_s, repeat_interval_s,
-                                          target_kinds, group_by, is_fallback, notify_email,
-                                          notify_inapp)
-VALUES (%(name)s, %(priority)s, %(severity)s, %(alert_type)s, %(operation_type)s,
-        %(escalate_after_s)s, %(group_window_s)s, %(repeat_interval_s)s, %(target_kinds)s,
-        %(group_by)s, %(is_fallback)s, %(notify_email)s, %(notify_inapp)s)
+INSERT INTO alert_delivery.routing_rules (name, priority, matchers, continues, escalate_after_s,
+                                          group_wait_s, group_window_s, group_interval_s,
+                                          repeat_interval_s, max_batch, target_kinds, group_by,
+                                          is_fallback, notify_email, notify_inapp)
+VALUES (%(name)s, %(priority)s, %(matchers)s::jsonb, %(continues)s, %(escalate_after_s)s,
+        %(group_wait_s)s, %(group_wait_s)s, %(group_interval_s)s, %(repeat_interval_s)s,
+        %(max_batch)s, %(target_kinds)s, %(group_by)s, %(is_fallback)s, %(notify_email)s,
+        %(notify_inapp)s)
 RETURNING rule_id;
 
 -- name: insert_rule_target
@@ -98,14 +98,14 @@ VALUES (%(rule_id)s, %(webhook_id)s);
 SELECT name, webhook_id FROM alert_delivery.webhooks WHERE name = ANY (%(names)s::text[]);
 
 -- name: list_rules
-SELECT r.rule_id, r.name, r.priority, r.severity, r.alert_type, r.operation_type,
-       r.target_kinds, r.escalate_after_s, r.group_window_s, r.repeat_interval_s, r.is_fallback,
-       r.active,
+SELECT r.rule_id, r.name, r.priority, r.matchers, r.continues, r.target_kinds,
        coalesce((SELECT array_agg(w.name ORDER BY w.name) FROM alert_delivery.routing_rule_targets t
                  JOIN alert_delivery.webhooks w ON w.webhook_id = t.webhook_id
-                 WHERE t.rule_id = r.rule_id), '{}') AS webhooks
+                 WHERE t.rule_id = r.rule_id), '{}') AS webhooks,
+       r.group_by, r.group_wait_s, r.group_interval_s, r.repeat_interval_s, r.max_batch,
+       r.escalate_after_s, r.is_fallback, r.active
 FROM alert_delivery.routing_rules r
-ORDER BY r.priority, r.rule_id;
+ORDER BY r.is_fallback, r.priority, r.rule_id;
 
 -- name: delete_rule
 DELETE FROM alert_delivery.routing_rules WHERE name = %(name)s RETURNING rule_id;
@@ -133,3 +133,16 @@ SELECT name FROM alert_delivery.webhooks WHERE webhook_id = ANY (%(ids)s::bigint
 INSERT INTO alert_delivery.routing_rule_targets (rule_id, webhook_id)
 VALUES (%(rule_id)s, %(webhook_id)s)
 ON CONFLICT DO NOTHING;
+
+-- name: insert_inhibit_rule
+INSERT INTO alert_delivery.inhibit_rules (source_matchers, target_matchers, equal,
+                                          equal_operation)
+VALUES (%(source)s::jsonb, %(target)s::jsonb, %(equal)s, 'operation_type' = ANY (%(equal)s))
+RETURNING inhibit_id;
+
+-- name: list_inhibit_rules
+SELECT inhibit_id, source_matchers, target_matchers, equal, active
+FROM alert_delivery.inhibit_rules ORDER BY inhibit_id;
+
+-- name: delete_inhibit_rule
+DELETE FROM alert_delivery.inhibit_rules WHERE inhibit_id = %(inhibit_id)s RETURNING inhibit_id;

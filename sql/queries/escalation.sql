@@ -24,10 +24,8 @@ FROM alert_delivery.escalations;
 SELECT name, webhook_id FROM alert_delivery.webhooks WHERE name = ANY (%(names)s::text[]);
 
 -- name: insert_route
-INSERT INTO alert_delivery.escalation_routes (name, severity, alert_type, operation_type, reasons,
-                                              target_kinds)
-VALUES (%(name)s, %(severity)s, %(alert_type)s, %(operation_type)s, %(reasons)s,
-        %(target_kinds)s)
+INSERT INTO alert_delivery.escalation_routes (name, matchers, reasons, target_kinds)
+VALUES (%(name)s, %(matchers)s::jsonb, %(reasons)s, %(target_kinds)s)
 RETURNING route_id;
 
 -- name: insert_route_target
@@ -35,8 +33,7 @@ INSERT INTO alert_delivery.escalation_route_targets (route_id, webhook_id)
 VALUES (%(route_id)s, %(webhook_id)s);
 
 -- name: list_routes
-SELECT r.route_id, r.name, r.severity, r.alert_type, r.operation_type, r.reasons,
-       r.target_kinds, r.active,
+SELECT r.route_id, r.name, r.matchers, r.reasons, r.target_kinds, r.active,
        coalesce((SELECT array_agg(w.name ORDER BY w.name)
                  FROM alert_delivery.escalation_route_targets t
                  JOIN alert_delivery.webhooks w ON w.webhook_id = t.webhook_id

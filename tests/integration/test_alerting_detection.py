@@ -45,7 +45,13 @@ def test_partition_raises_then_a_later_partition_resolves(conn: psycopg.Connecti
     assert row["source"] == "detection" and row["partition_start"] == H1
     assert row["anomaly_id"] is not None
     assert row["payload"]["metric_id"] == 77 and row["payload"]["z_score"] == 4.5
-    assert row["payload"]["runbook_url"].startswith("https://runbooks.alert-delivery.dev/")
+    assert row["labels"] == {
+        "source": "detection",
+        "operation_type": "merge",
+        "alert_type": row["alert_type"],
+        "severity": "CRITICAL",
+    }
+    assert row["annotations"]["title"] == row["title"]
     assert kinds_for(conn, merge) == ["email", "mattermost", "slack"]
 
     # Re-running the same partition is idempotent: the open alerts absorb it.

@@ -4,9 +4,16 @@ import psycopg
 import pytest
 
 from alert_delivery.alerting import acknowledge, resolve
-from alert_delivery.alerting.fingerprint import fingerprint
+from alert_delivery.alerting.labels import fingerprint, legacy_labels
 from alert_delivery.errors import InvalidInput
-from tests.support.alerting import add_webhook, alert, alert_row, log_events, queue_rows
+from tests.support.alerting import (
+    add_webhook,
+    alert,
+    alert_row,
+    kinds_for,
+    log_events,
+    queue_rows,
+)
 
 
 @pytest.fixture
@@ -24,13 +31,16 @@ def test_acknowledge_records_who_and_tells_pagerduty(
     conn: psycopg.Connection, hooks: dict[str, int]
 ) -> None:
     raised = alert(conn)
-    assert acknowledge(conn, raised.alert_id, by="alice") == 4
+    assert acknowledge(conn, raised.alert_id, by="alice") == 5
     row = alert_row(conn, raised.alert_id)
     assert (row["status"], row["acknowledged_by"]) == ("acknowledged", "alice")
     assert row["acknowledged_at"] is not None
     acks = {r["kind"]: r["payload"] for r in queue_rows(conn, event="acknowledge")}
-    assert set(acks) == {"slack", "mattermost", "pagerduty", "webhook"}  # email takes no acks
-    dedup_key = "alert-delivery/" + fingerprint("test", "merge", "STATISTICAL", "CRITICAL")
+    # Every kind that received the trigger, email included (send_resolved defaults on).
+    assert set(acks) == {"slack", "mattermost", "pagerduty", "webhook", "email"}
+    dedup_key = "alert-delivery/" + fingerprint(
+        legacy_labels("test", "merge", "STATISTICAL", "CRITICAL")
+    )
     assert acks["pagerduty"] == {"event_action": "acknowledge", "dedup_key": dedup_key}
     assert acks["webhook"]["type"] == "alert.acknowledged"
     assert "acknowledged" in log_events(conn, raised.alert_id)
@@ -43,9 +53,9 @@ def test_resolve_sends_resolved_notifications_with_the_same_dedup_key(
 ) -> None:
     raised = alert(conn)
     triggers = {r["kind"]: r["payload"] for r in queue_rows(conn, event="trigger")}
-    assert resolve(conn, raised.alert_id, by="api") == 4
+    assert resolve(conn, raised.alert_id, by="api") == 5
     resolved = {r["kind"]: r["payload"] for r in queue_rows(conn, event="resolve")}
-    assert set(resolved) == {"slack", "mattermost", "pagerduty", "webhook"}
+    assert set(resolved) == {"slack", "mattermost", "pagerduty", "webhook", "email"}
     assert resolved["pagerduty"] == {
         "event_action": "resolve",
         "dedup_key": triggers["pagerduty"]["dedup_key"],
@@ -86,3 +96,13 @@ def test_alert_never_notified_resolves_quietly(conn: psycopg.Connection) -> None
     raised = alert(conn)  # no webhooks at all: unrouted
     assert resolve(conn, raised.alert_id) == 0
     assert log_events(conn, raised.alert_id) == ["suppressed_no_route", "resolved"]
+
+
+def test_send_resolved_off_keeps_a_target_out_of_resolve_notices(
+    conn: psycopg.Connection, hooks: dict[str, int]
+) -> None:
+    conn.execute("UPDATE alert_delivery.webhooks SET send_resolved = false WHERE name = 'email'")
+    raised = alert(conn)
+    assert "email" in kinds_for(conn, raised.alert_id)
+    assert resolve(conn, raised.alert_id, by="api") == 4
+    assert "email" not in {r["kind"] for r in queue_rows(conn, event="resolve")}

@@ -90,19 +90,33 @@ def test_same_fingerprint_is_deduplicated_until_the_repeat_interval(
 def test_identical_content_within_24h_is_suppressed(conn: psycopg.Connection) -> None:
     add_webhook(conn, "slack", "slack")
     first = alert(conn, severity="INFO")
-    resolve(conn, first.alert_id)
-    flap = alert(conn, severity="INFO")
-    assert flap.alert_id != first.alert_id
-    assert flap.outcome == "suppressed_duplicate_content"
-    assert log_events(conn, flap.alert_id) == ["suppressed_duplicate_content"]
-    assert kinds_for(conn, flap.alert_id) == []
+    # The same alert from another source while the first is open and notified: one message.
+    echo = alert(conn, severity="INFO", source="elsewhere")
+    assert echo.alert_id != first.alert_id
+    assert echo.outcome == "suppressed_duplicate_content"
+    assert log_events(conn, echo.alert_id) == ["suppressed_duplicate_content"]
+    assert kinds_for(conn, echo.alert_id) == []
+    # ... but it is never silent for good: once its repeat interval passes, it notifies.
+    assert alert(conn, severity="INFO", source="elsewhere").outcome == "deduplicated"
+    age_notification(conn, [echo.alert_id], hours=4.1)
+    assert alert(conn, severity="INFO", source="elsewhere").outcome == "repeated"
+    assert kinds_for(conn, echo.alert_id) == ["slack"]
 
-    changed = alert(conn, severity="INFO", description="other content")
-    assert changed.outcome == "deduplicated"  # the flap is still open under that fingerprint
-    resolve(conn, flap.alert_id)
-    age_notification(conn, [first.alert_id], hours=25)
+
+def test_notify_resolve_raise_notifies_again(conn: psycopg.Connection) -> None:
+    """Regression: a resolved alert that fires again is news, even with the same content, and
+    however long after (the old pipeline sent nothing, 0 rows, even 25 h later)."""
+    add_webhook(conn, "slack", "slack")
+    first = alert(conn, severity="INFO")
+    assert first.outcome == "notified"
+    resolve(conn, first.alert_id)
+    again = alert(conn, severity="INFO")
+    assert again.alert_id != first.alert_id and again.outcome == "notified"
+    assert kinds_for(conn, again.alert_id) == ["slack"]
+    resolve(conn, again.alert_id)
+    age_notification(conn, [first.alert_id, again.alert_id], hours=25)
     later = alert(conn, severity="INFO")
-    assert later.outcome == "notified"
+    assert later.outcome == "notified" and kinds_for(conn, later.alert_id) == ["slack"]
 
 
 def test_silence_holds_then_releases_when_it_ends(conn: psycopg.Connection) -> None:
@@ -166,7 +180,11 @@ def test_group_window_batches_alerts_per_webhook_at_most_ten(conn: psycopg.Conne
     rows = queue_rows(conn)
     assert [r["alert_ids"] for r in rows] == [ids[:10], ids[10:]]
     assert rows[0]["alert_id"] == ids[0]
-    assert rows[0]["group_key"] == "trigger:WARNING|STATISTICAL"
+    rule = conn.execute(
+        "SELECT rule_id FROM alert_delivery.routing_rules WHERE name = 'default-warning'"
+    ).fetchone()
+    assert rule is not None
+    assert rows[0]["group_key"] == f"trigger:{rule[0]}:WARNING\x1fSTATISTICAL"
     payload = rows[0]["payload"]
     assert payload["text"].startswith("FIRING: 10 alerts")
     assert len(payload["attachments"]) == 10
@@ -227,21 +245,16 @@ def test_plain_sql_producer_gets_the_same_pipeline(conn: psycopg.Connection) -> 
     ).fetchone()
     assert row is not None and row[1] == "notified"
     assert kinds_for(conn, row[0]) == ["email", "mattermost", "slack"]
-    # A bare INSERT is routed too (fingerprint and hash filled in by the trigger).
-    inserted = conn.execute(
-        "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,"
-        " alert_type, severity, title) VALUES ('', '', 'app', 'commit', 'X', 'WARNING', 'plain')"
-        " RETURNING alert_id, fingerprint"
-    ).fetchone()
-    assert inserted is not None and len(inserted[1]) == 64
-    assert kinds_for(conn, inserted[0]) == ["mattermost", "slack"]
-    # A second bare INSERT of the same open fingerprint is refused by the dedup index.
-    with pytest.raises(errors.UniqueViolation):
-        conn.execute(
-            "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source,"
-            " operation_type, alert_type, severity, title)"
-            " VALUES ('', '', 'app', 'commit', 'X', 'WARNING', 'plain')"
-        )
+    # The same pipeline through the JSON spelling, labels and annotations included.
+    doc = (
+        '{"labels": {"source": "app", "operation_type": "commit", "alert_type": "X",'
+        ' "severity": "warning", "team": "db"}, "annotations": {"title": "plain"}}'
+    )
+    row = conn.execute("SELECT * FROM alert_delivery.raise_alert(%s::jsonb)", (doc,)).fetchone()
+    assert row is not None and row[1] == "notified"
+    assert kinds_for(conn, row[0]) == ["mattermost", "slack"]
+    labels = alert_row(conn, row[0])["labels"]
+    assert labels["severity"] == "WARNING" and labels["team"] == "db"
 
 
 SQL_ERRORS = [

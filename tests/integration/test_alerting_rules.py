@@ -9,7 +9,10 @@ from alert_delivery.errors import InvalidInput
 from tests.support.alerting import add_webhook, alert, alert_row, kinds_for, queue_rows
 
 
-def test_rule_to_a_specific_webhook_with_its_own_escalation(conn: psycopg.Connection) -> None:
+@pytest.mark.parametrize("continues", [False, True])
+def test_rule_to_a_specific_webhook_with_its_own_escalation(
+    conn: psycopg.Connection, continues: bool
+) -> None:
     pd = add_webhook(conn, "oncall", "pagerduty")
     add_webhook(conn, "chat", "slack")
     add_rule(
@@ -20,10 +23,12 @@ def test_rule_to_a_specific_webhook_with_its_own_escalation(conn: psycopg.Connec
         webhooks=["oncall"],
         escalate_after_s=120,
         priority=1,
+        continues=continues,
     )
     raised = alert(conn, severity="WARNING")
     names = sorted(r["webhook_name"] for r in queue_rows(conn))
-    assert names == ["chat", "oncall"]  # the default WARNING rule still applies
+    # First match wins; with continue the default WARNING rule (slack) applies as well.
+    assert names == (["chat", "oncall"] if continues else ["oncall"])
     assert alert_row(conn, raised.alert_id)["escalate_after_s"] == 120
     other = alert(conn, severity="WARNING", operation_type="commit")
     assert kinds_for(conn, other.alert_id) == ["slack"]
@@ -69,7 +74,12 @@ BAD_RULES: list[tuple[dict[str, object], str]] = [
     ({"kinds": ["fax"]}, "kinds"),
     ({"kinds": ["slack"], "operation_type": " "}, "operation_type"),
     ({"kinds": ["slack"], "escalate_after_s": -1}, "escalate_after_s"),
-    ({"kinds": ["slack"], "group_by": ["colour"]}, "group_by"),
+    ({"kinds": ["slack"], "group_by": ["1colour"]}, "group_by"),
+    ({"kinds": ["slack"], "match": ["severity=~(?i)warning"]}, "match[0]"),
+    ({"kinds": ["slack"], "match": ["team"]}, "match[0]"),
+    ({"kinds": ["slack"], "match": ["team=~a\\1"]}, "match[0]"),
+    ({"kinds": ["slack"], "group_wait_s": -1}, "group_wait_s"),
+    ({"kinds": ["slack"], "max_batch": 0}, "max_batch"),
     ({"kinds": ["slack"], "name": "default-info"}, "name"),
     ({"kinds": ["slack"], "name": ""}, "name"),
 ]
@@ -99,7 +109,11 @@ def test_malformed_silences_are_rejected_and_nothing_is_stored(conn: psycopg.Con
             add_silence(conn, **kwargs)  # type: ignore[arg-type]
         assert caught.value.where == field
     assert list_silences(conn, include_ended=True) == []
+    with pytest.raises(InvalidInput) as caught:
+        add_silence(conn, reason="r")
+    assert caught.value.where == "match"
     silence = add_silence(conn, operation_type="all", alert_type="P99", reason="r", creator="bob")
     (listed,) = list_silences(conn)
-    assert (listed.silence_id, listed.operation_type, listed.alert_type) == (silence, "ALL", "P99")
+    assert listed.silence_id == silence
+    assert [str(x) for x in listed.matchers] == ["alert_type=P99"]
     assert listed.active and listed.created_by == "bob"

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from alert_delivery.alerting import acknowledge, resolve
 from alert_delivery.escalation import EscalationPolicy, add_route, run_escalations
-from tests.support.alerting import add_webhook, alert, log_events, queue_rows
+from tests.support.alerting import add_webhook, alert, log_events, queue_rows, render_unrendered
 
 
 @pytest.fixture
@@ -78,17 +78,13 @@ def test_critical_escalates_at_once_to_the_escalation_route(
     assert notices == [str(row["delivery_id"])]
     assert (row["webhook_id"], row["seq"], row["status"]) == (hooks["pager"], 1, "pending")
     assert row["alert_ids"] == [raised.alert_id]
-    # Formatted by alerting's SQL formatter for the webhook's kind, the escalation one step up.
+    # Rendered for the webhook's kind (by the engine, on first claim), one step up.
     payload = row["payload"]
     assert payload["event_action"] == "trigger"
     assert payload["payload"]["severity"] == "critical"
     assert payload["payload"]["summary"].startswith("ESCALATED [CRITICAL] merge")
     assert "routing_key" not in payload
-    expected = conn.execute(
-        "SELECT alert_delivery.format_payload('pagerduty', 'escalate', ARRAY[%s::bigint])",
-        (raised.alert_id,),
-    ).fetchone()
-    assert expected is not None and payload == expected[0]
+    assert row["body"] is None and row["payload"] != {}
     [state] = escalations(conn, raised.alert_id)
     assert (state["level"], state["stopped_at"], state["interval_s"]) == (1, None, 600)
     detail = conn.execute(
@@ -140,6 +136,27 @@ def test_a_rules_escalate_after_wins_over_the_severity_default(
     assert [a.reason for a in run_escalations(conn)] == ["unacknowledged"]
 
 
+@pytest.mark.parametrize(("severity", "after_s"), [("INFO", 1800), ("WARNING", 600)])
+def test_a_catch_all_route_without_escalate_after_keeps_the_severity_default(
+    conn: psycopg.Connection, hooks: dict[str, int], severity: str, after_s: int
+) -> None:
+    """Regression: `routes add` without --escalate-after stored 0, and the smallest value won,
+    so one catch-all route escalated INFO and WARNING alerts within a minute."""
+    from alert_delivery.alerting import add_rule
+
+    add_rule(conn, "everything", kinds=["slack"], continues=True, priority=1)
+    raised = alert(conn, severity=severity)
+    row = conn.execute(
+        "SELECT escalate_after_s FROM alert_delivery.alerts WHERE alert_id = %s",
+        (raised.alert_id,),
+    ).fetchone()
+    assert row == (None,)  # unset: the severity default decides
+    age(conn, raised.alert_id, after_s - 5)
+    assert run_escalations(conn) == []
+    age(conn, raised.alert_id, 6)
+    assert [a.reason for a in run_escalations(conn)] == ["unacknowledged"]
+
+
 def test_repeats_at_the_interval_and_stops_after_five_levels(
     conn: psycopg.Connection, hooks: dict[str, int]
 ) -> None:
@@ -164,6 +181,7 @@ def test_the_latest_alert_payload_goes_out(conn: psycopg.Connection, hooks: dict
     add_route(conn, "to-hook", kinds=["webhook"])
     raised = alert(conn, severity="CRITICAL")
     run_escalations(conn)
+    render_unrendered(conn)  # the engine claimed and rendered the first escalation
     alert(conn, severity="CRITICAL")  # the same fingerprint again: occurrences 2
     make_due(conn, raised.alert_id)
     run_escalations(conn)

@@ -1,6 +1,8 @@
 """Helpers for alerting tests: webhooks without URLs, alert defaults, queue and log readers."""
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -8,6 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alert_delivery.alerting import RaiseResult, raise_alert
+from alert_delivery.channels import render
 
 HOSTILE_TITLE = "Merge <!channel> @here *bold* _it_ <https://evil.example|click> & \x07\x1b[31m"
 HOSTILE_DESCRIPTION = (
@@ -54,14 +57,28 @@ def alert(conn: psycopg.Connection, **overrides: Any) -> RaiseResult:
     return raise_alert(conn, **fields)
 
 
+RENDERED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def queue_rows(conn: psycopg.Connection, *, event: str | None = None) -> list[dict[str, Any]]:
+    """Queue rows with ``payload`` as the engine would render it on first claim (at a fixed
+    time) when the row has no body yet."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT q.*, w.kind, w.name AS webhook_name FROM alert_delivery.delivery_queue q"
+        rows = cur.execute(
+            "SELECT q.*, w.kind, w.name AS webhook_name,"
+            " alert_delivery.alert_messages(q.alert_ids) AS messages"
+            " FROM alert_delivery.delivery_queue q"
             " JOIN alert_delivery.webhooks w USING (webhook_id)"
             " WHERE %(event)s::text IS NULL OR q.event = %(event)s ORDER BY q.delivery_id",
             {"event": event},
         ).fetchall()
+    for row in rows:
+        messages = row.pop("messages")
+        if row["body"] is not None:
+            row["payload"] = json.loads(row["body"])
+        elif row["payload"] == {} and messages:
+            row["payload"] = render(row["kind"], row["event"], messages, RENDERED_AT)
+    return rows
 
 
 def kinds_for(conn: psycopg.Connection, alert_id: int, event: str = "trigger") -> list[str]:
@@ -99,3 +116,16 @@ def age_notification(conn: psycopg.Connection, alert_ids: Sequence[int], hours: 
         " WHERE alert_id = ANY(%s)",
         (hours * 3600, hours * 3600, list(alert_ids)),
     )
+
+
+def render_unrendered(conn: psycopg.Connection) -> int:
+    """What the delivery engine does when it first claims rows: render each body once and keep
+    it (tests that do not run the engine use this to freeze bodies at a point in time)."""
+    rows = queue_rows(conn)
+    fresh = [r for r in rows if r["body"] is None]
+    for row in fresh:
+        conn.execute(
+            "UPDATE alert_delivery.delivery_queue SET body = %s WHERE delivery_id = %s",
+            (json.dumps(row["payload"], separators=(",", ":")), row["delivery_id"]),
+        )
+    return len(fresh)

@@ -1,11 +1,13 @@
 """Pure pieces of alerting: detection message structure, fingerprints, silence windows."""
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alert_delivery.alerting.fingerprint import content_hash, fingerprint, pagerduty_dedup_key
+from alert_delivery.alerting.fingerprint import pagerduty_dedup_key
 from alert_delivery.alerting.from_detection import anomaly_alert, bottleneck_alert
+from alert_delivery.alerting.labels import fingerprint, legacy_labels
 from alert_delivery.alerting.silences import silence_window
 from alert_delivery.errors import InvalidInput
 
@@ -78,12 +80,20 @@ def test_bottleneck_alert_names_both_operations_and_the_type() -> None:
     assert "r 0.935" in fields["description"] and "Add merge workers." in fields["description"]
 
 
-def test_fingerprint_covers_source_operation_type_and_severity_only() -> None:
-    base = fingerprint("detection", "merge", "STATISTICAL", "CRITICAL")
-    assert len(base) == 64
-    assert base != fingerprint("detection", "merge", "STATISTICAL", "WARNING")
-    assert fingerprint("a|b", "c", "T", "INFO") != fingerprint("a", "b|c", "T", "INFO")
-    assert content_hash(base, "t", "d") != content_hash(base, "t", "d2")
+def test_fingerprint_hashes_the_sorted_label_set() -> None:
+    base = fingerprint(legacy_labels("detection", "merge", "STATISTICAL", "CRITICAL"))
+    # Computed independently: names sorted, name \x1f value, pairs joined by \x1e.
+    pairs = [
+        ("alert_type", "STATISTICAL"),
+        ("operation_type", "merge"),
+        ("severity", "CRITICAL"),
+        ("source", "detection"),
+    ]
+    text = "\x1e".join(f"{name}\x1f{value}" for name, value in pairs)
+    assert base == hashlib.sha256(text.encode()).hexdigest()
+    assert base == fingerprint(dict(reversed(pairs)))
+    assert base != fingerprint(legacy_labels("detection", "merge", "STATISTICAL", "WARNING"))
+    assert fingerprint({"a": "b\x1ec"}) != fingerprint({"a": "b", "c": ""})
     assert len(pagerduty_dedup_key(base)) <= 255
 
 

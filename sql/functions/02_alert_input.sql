@@ -1,0 +1,239 @@
+-- The producer's alert document, checked and normalised. Two spellings are accepted:
+--   labels form:  {"labels": {...}, "annotations": {...}, "starts_at", "ends_at", ...}
+--   legacy form:  {"source", "operation_type", "alert_type", "severity", "title",
+--                  "description", ...} (the well-known labels and annotations as fields)
+-- and may be mixed as long as they agree. Seed 002's channel flags (notify_email,
+-- notify_inapp, channels) become extra target kinds. Errors name the field (SQLSTATE 22023,
+-- COLUMN set), prefixed with p_at ("alerts[3]." in a batch).
+
+CREATE OR REPLACE FUNCTION alert_delivery.alert_text(p_at text, p_field text, p_value jsonb,
+                                                     p_max integer, p_required boolean)
+RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
+        IF p_required THEN
+            PERFORM alert_delivery.invalid_alert(p_at || p_field,
+                                                 'is required and must not be empty');
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_value) <> 'string' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field, 'must be a string');
+    END IF;
+    IF p_required AND btrim(p_value #>> '{}') = '' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field, 'is required and must not be empty');
+    END IF;
+    IF char_length(p_value #>> '{}') > p_max THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field,
+                                             format('is longer than %s characters', p_max));
+    END IF;
+    RETURN p_value #>> '{}';
+END $$;
+
+CREATE OR REPLACE FUNCTION alert_delivery.alert_time(p_at text, p_field text, p_value jsonb)
+RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_value) <> 'string' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field, 'must be an ISO 8601 time string');
+    END IF;
+    BEGIN
+        RETURN (p_value #>> '{}')::timestamptz;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+                   OR invalid_time_zone_displacement_value OR invalid_parameter_value THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field,
+            format('is not a time: %s', left(p_value #>> '{}', 60)));
+    END;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION alert_delivery.alert_id_field(p_at text, p_field text, p_value jsonb)
+RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_value) <> 'number' OR (p_value #>> '{}')::numeric % 1 <> 0
+       OR (p_value #>> '{}')::numeric NOT BETWEEN 1 AND 9223372036854775807 THEN
+        PERFORM alert_delivery.invalid_alert(p_at || p_field,
+            format('must be a positive whole number, not %s', left(p_value::text, 40)));
+    END IF;
+    RETURN (p_value #>> '{}')::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION alert_delivery.alert_input(a jsonb, p_at text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_labels jsonb;
+    v_notes jsonb;
+    v_legacy boolean;
+    k text;
+    v text;
+    v_kinds text[] := '{}';
+    v_sev text;
+    v_title text;
+    v_desc text;
+BEGIN
+    IF a IS NULL OR jsonb_typeof(a) <> 'object' THEN
+        PERFORM alert_delivery.invalid_alert(coalesce(nullif(rtrim(p_at, '.'), ''), 'alert'),
+                                             'must be a JSON object');
+    END IF;
+    k := (SELECT min(key) FROM jsonb_object_keys(a - ARRAY[
+              'labels', 'annotations', 'source', 'operation_type', 'alert_type', 'severity',
+              'title', 'description', 'details', 'partition_start', 'anomaly_id',
+              'correlation_id', 'starts_at', 'ends_at', 'generator_url', 'notify_email',
+              'notify_inapp', 'channels']) key);
+    IF k IS NOT NULL THEN
+        PERFORM alert_delivery.invalid_alert(p_at || left(k, 60), 'is not a known field');
+    END IF;
+    v_legacy := NOT a ? 'labels';
+    v_labels := coalesce(a -> 'labels', '{}');
+    v_notes := coalesce(a -> 'annotations', '{}');
+    IF jsonb_typeof(v_labels) <> 'object' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || 'labels', 'must be an object');
+    END IF;
+    IF jsonb_typeof(v_notes) <> 'object' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || 'annotations', 'must be an object');
+    END IF;
+
+    -- The legacy fields are shorthands for well-known labels; given twice they must agree.
+    FOREACH k IN ARRAY ARRAY['source', 'operation_type', 'alert_type', 'severity'] LOOP
+        v := alert_delivery.alert_text(p_at, k, a -> k, CASE k WHEN 'severity' THEN 20 ELSE 200 END,
+                                       v_legacy AND k <> 'source');
+        IF v IS NULL AND v_legacy AND k = 'source' THEN
+            v := 'api';
+        END IF;
+        IF v IS NOT NULL THEN
+            v := btrim(v);
+            IF k = 'severity' THEN
+                v := upper(v);
+            END IF;
+            IF v_labels ? k AND v_labels ->> k IS DISTINCT FROM v THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
+                    format('is %s but %s says %s', left(v_labels ->> k, 40), k, left(v, 40)));
+            END IF;
+            v_labels := v_labels || jsonb_build_object(k, v);
+        END IF;
+    END LOOP;
+    FOREACH k IN ARRAY ARRAY['title', 'description'] LOOP
+        v := alert_delivery.alert_text(p_at, k, a -> k, CASE k WHEN 'title' THEN 10000 ELSE 1000000 END,
+                                       v_legacy AND k = 'title');
+        IF v IS NOT NULL THEN
+            IF k = 'title' THEN
+                v := btrim(v);
+            END IF;
+            IF v_notes ? k AND v_notes ->> k IS DISTINCT FROM v THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || k,
+                                                     format('disagrees with %s', k));
+            END IF;
+            IF v <> '' THEN
+                v_notes := v_notes || jsonb_build_object(k, v);
+            END IF;
+        END IF;
+    END LOOP;
+
+    -- Labels: the identity. Names are identifiers, values strings of at most 1 KiB.
+    IF v_labels = '{}' THEN
+        PERFORM alert_delivery.invalid_alert(p_at || 'labels', 'needs at least one label');
+    END IF;
+    IF (SELECT count(*) FROM jsonb_object_keys(v_labels)) > 64 THEN
+        PERFORM alert_delivery.invalid_alert(p_at || 'labels', 'has more than 64 labels');
+    END IF;
+    FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_labels) e LOOP
+        IF k !~ '^[a-zA-Z_][a-zA-Z0-9_]*$' THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'labels',
+                format('invalid label name %s (must match [a-zA-Z_][a-zA-Z0-9_]*)',
+                       quote_literal(left(k, 60))));
+        END IF;
+        IF v <> 'string' THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k, 'must be a string');
+        END IF;
+        IF octet_length(v_labels ->> k) > 1024 THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
+                                                 'is longer than 1024 bytes');
+        END IF;
+    END LOOP;
+    FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_notes) e LOOP
+        IF v <> 'string' THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
+                                                 'must be a string');
+        END IF;
+        IF char_length(v_notes ->> k) > 1000000 THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
+                                                 'is longer than 1000000 characters');
+        END IF;
+    END LOOP;
+
+    -- One severity vocabulary for rules and columns: Prometheus's "critical" is CRITICAL.
+    IF upper(v_labels ->> 'severity') IN ('INFO', 'WARNING', 'CRITICAL') THEN
+        v_labels := v_labels || jsonb_build_object('severity', upper(v_labels ->> 'severity'));
+    END IF;
+    v_sev := coalesce(upper(v_labels ->> 'severity'), 'WARNING');
+    IF v_sev NOT IN ('INFO', 'WARNING', 'CRITICAL') THEN
+        PERFORM alert_delivery.invalid_alert(p_at || CASE WHEN v_legacy THEN 'severity'
+                                                          ELSE 'labels.severity' END,
+            format('must be INFO, WARNING or CRITICAL, not %s', left(v_labels ->> 'severity', 40)));
+    END IF;
+    v_title := left(btrim(coalesce(v_notes ->> 'title', v_notes ->> 'summary',
+                                   v_labels ->> 'alertname', v_labels ->> 'alert_type', '')),
+                    10000);
+    IF v_title = '' THEN
+        v_title := 'alert ' || left(alert_delivery.labels_fingerprint(v_labels), 12);
+    END IF;
+    v_desc := coalesce(v_notes ->> 'description', '');
+
+    IF a ? 'details' AND jsonb_typeof(a -> 'details') NOT IN ('object', 'null') THEN
+        PERFORM alert_delivery.invalid_alert(p_at || 'details', 'must be a JSON object');
+    END IF;
+    FOREACH k IN ARRAY ARRAY['notify_email', 'notify_inapp'] LOOP
+        IF a ? k AND jsonb_typeof(a -> k) NOT IN ('boolean', 'null') THEN
+            PERFORM alert_delivery.invalid_alert(p_at || k, 'must be true or false');
+        END IF;
+    END LOOP;
+    IF (a ->> 'notify_email')::boolean THEN
+        v_kinds := v_kinds || 'email'::text;
+    END IF;
+    IF (a ->> 'notify_inapp')::boolean THEN
+        v_kinds := v_kinds || 'inbox'::text;
+    END IF;
+    IF a ? 'channels' AND jsonb_typeof(a -> 'channels') <> 'null' THEN
+        IF jsonb_typeof(a -> 'channels') <> 'array' THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'channels', 'must be a list of kinds');
+        END IF;
+        FOR v IN SELECT e #>> '{}' FROM jsonb_array_elements(a -> 'channels') e LOOP
+            v := lower(btrim(v));
+            v := CASE v WHEN 'in_app' THEN 'inbox' WHEN 'inapp' THEN 'inbox' ELSE v END;
+            IF v IS NULL OR v NOT IN ('slack', 'mattermost', 'pagerduty', 'email', 'webhook',
+                                      'inbox') THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'channels',
+                    format('unknown kind %s', quote_literal(left(coalesce(v, 'null'), 40))));
+            END IF;
+            v_kinds := v_kinds || v;
+        END LOOP;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'fingerprint', alert_delivery.labels_fingerprint(v_labels),
+        'content_hash', alert_delivery.alert_content_hash(
+            coalesce(v_labels ->> 'operation_type', ''),
+            coalesce(v_labels ->> 'alert_type', v_labels ->> 'alertname', ''), v_sev, v_title,
+            v_desc),
+        'labels', v_labels, 'annotations', v_notes,
+        'source', coalesce(v_labels ->> 'source', 'api'),
+        'operation_type', coalesce(v_labels ->> 'operation_type', ''),
+        'alert_type', coalesce(v_labels ->> 'alert_type', v_labels ->> 'alertname', ''),
+        'severity', v_sev, 'title', v_title, 'description', v_desc,
+        'details', coalesce(nullif(a -> 'details', 'null'), '{}'),
+        'partition_start', alert_delivery.alert_time(p_at, 'partition_start',
+                                                     a -> 'partition_start'),
+        'starts_at', alert_delivery.alert_time(p_at, 'starts_at', a -> 'starts_at'),
+        'ends_at', alert_delivery.alert_time(p_at, 'ends_at', a -> 'ends_at'),
+        'anomaly_id', alert_delivery.alert_id_field(p_at, 'anomaly_id', a -> 'anomaly_id'),
+        'correlation_id', alert_delivery.alert_id_field(p_at, 'correlation_id',
+                                                        a -> 'correlation_id'),
+        'generator_url', alert_delivery.alert_text(p_at, 'generator_url', a -> 'generator_url',
+                                                   2000, false),
+        'extra_kinds', to_jsonb(ARRAY(SELECT DISTINCT u FROM unnest(v_kinds) u ORDER BY u)));
+END $$;
