@@ -69,7 +69,7 @@ def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection) ->
     assert warning.alert_id not in {r.data["alert_id"] for r in meta["escalations"].records}
     [route] = meta["routes"].records
     assert route.data["targets"] == "pager"
-    assert route.data["matches"] == "ALL / ALL / ALL"
+    assert route.data["matches"] == "(everything)"
 
 
 def test_bad_policy_fails_the_run_naming_the_field(db_url: str) -> None:
