@@ -18,10 +18,12 @@ $$;
 CREATE OR REPLACE FUNCTION alert_delivery.inhibiting(p_alert_id bigint, p_labels jsonb,
                                                      p_later bigint[])
 RETURNS TABLE (alert_id bigint) LANGUAGE sql STABLE AS $$
-    SELECT o.alert_id
+    SELECT min(o.alert_id)
     FROM alert_delivery.inhibit_rules r
     CROSS JOIN LATERAL (
-        SELECT o.alert_id FROM alert_delivery.alerts o
+        -- min(), not ORDER BY ... LIMIT 1: the latter walks the primary key through every open
+        -- alert instead of asking the labels index for the few candidates.
+        SELECT min(o.alert_id) AS alert_id FROM alert_delivery.alerts o
         WHERE o.status IN ('firing', 'acknowledged') AND o.alert_id <> p_alert_id
           AND NOT o.alert_id = ANY (p_later)
           -- Equal labels and equality matchers narrow the search through alerts_labels.
@@ -31,10 +33,9 @@ RETURNS TABLE (alert_id bigint) LANGUAGE sql STABLE AS $$
                                         WHERE coalesce(p_labels ->> e, '') <> ''), '{}'))
           AND alert_delivery.labels_match(o.labels, r.source_matchers)
           AND NOT EXISTS (SELECT 1 FROM unnest(r.equal) e
-                          WHERE coalesce(o.labels ->> e, '') <> coalesce(p_labels ->> e, ''))
-        ORDER BY o.alert_id LIMIT 1) o
+                          WHERE coalesce(o.labels ->> e, '') <> coalesce(p_labels ->> e, ''))) o
     WHERE r.active AND alert_delivery.labels_match(p_labels, r.target_matchers)
-    ORDER BY o.alert_id LIMIT 1
+    HAVING min(o.alert_id) IS NOT NULL
 $$;
 
 CREATE OR REPLACE FUNCTION alert_delivery.log_suppressed(p_alert_id bigint, p_reason text,

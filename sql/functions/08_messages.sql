@@ -19,5 +19,5 @@ CREATE OR REPLACE FUNCTION alert_delivery.alert_messages(p_ids bigint[]) RETURNS
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_agg(alert_delivery.alert_message(a) ORDER BY u.n), '[]')
     FROM unnest(p_ids) WITH ORDINALITY AS u(id, n)
-    JOIN alert_delivery.alerts a ON a.alert_id = u.id
+    JOIN alert_delivery.alerts a ON a.alert_id = u.id AND a.alert_id = ANY (p_ids)
 $$;
