@@ -70,6 +70,11 @@ def detect_format(path: Path, fmt: str | None = None) -> Format:
     return found
 
 
+def utc_now() -> datetime:
+    """The clock that bounds "in the future" when the caller passes no ``now`` (the CLI)."""
+    return datetime.now(UTC)
+
+
 # (line number, COPY line or None, reason or None)
 Item = tuple[int, str | None, str | None]
 
@@ -194,7 +199,7 @@ def load_file(
         raise InvalidInput("no such file", where=str(path))
     if _is_blank(path):
         raise InvalidInput("the file is empty: no rows to load", where=str(path))
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     report = LoadReport(file=str(path), strict=strict)
     try:
         # utf-8-sig: a byte order mark (as spreadsheet exports write) is not part of the header.
