@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +20,24 @@ from typing import Any
 import psycopg
 
 from alert_delivery.config import Settings, load_settings
-from alert_delivery.db.connection import describe_host
+from alert_delivery.db.connection import connection_lost, database_errors, unavailable
 from alert_delivery.db.queries import query
 from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig, connect_async
 from alert_delivery.delivery.loop import run
-from alert_delivery.errors import DatabaseUnavailable
 
 CHANNEL = "alert_delivery_queue"
 log = logging.getLogger("alert_delivery.worker")
+# Reconnect waits: doubling from 0.1 s up to 2 s, each between half and all of that at random so
+# workers that lost the same server do not return in step. 2 s keeps the resume within 5 s of the
+# server answering again.
+RECONNECT_BASE_S = 0.1
+RECONNECT_CAP_S = 2.0
+
+
+def reconnect_delay(failures: int, rand: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failed connects; ``rand`` in [0, 1)."""
+    ceiling = min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2.0 ** min(max(failures - 1, 0), 16))
+    return ceiling * (0.5 + 0.5 * rand)
 
 
 @dataclass(frozen=True)
@@ -58,27 +70,78 @@ class Worker:
         self.totals = BatchResult()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._failures = 0
+        self._down_since: float | None = None
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
 
     async def run(self) -> BatchResult:
+        """Deliver until stopped. A lost database is waited out: the worker reconnects with
+        capped, jittered backoff, and rows it held come back by lease."""
         settings = self.settings or load_settings()
-        engine = await Engine.open(
-            self.db_url, worker_id=self.worker_id, config=self.config, settings=settings
-        )
-        listener = await connect_async(self.db_url)
-        await listener.execute(f"LISTEN {CHANNEL}")
-        await self._heartbeat(engine.conn)
-        tasks: set[asyncio.Task[BatchResult]] = set()
-        background = [
-            asyncio.create_task(self._listen(listener)),
-            asyncio.create_task(self._beat(engine.conn)),
-        ]
         log.info("worker %s started", self.worker_id)
         try:
             while not self._stop.is_set():
+                try:
+                    await self._session(settings)
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        raise
+                    self._lost(exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._stop.wait(), reconnect_delay(self._failures, random.random())
+                        )
+        finally:
+            log.info("worker %s stopped: %s", self.worker_id, self.totals)
+        return self.totals
+
+    def _lost(self, exc: BaseException) -> None:
+        self._failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            # One line per state change: the attempts while it stays down are logged at DEBUG.
+            log.warning(
+                "database unavailable: %s; retrying every %.0f s at most",
+                unavailable(self.db_url, exc),
+                RECONNECT_CAP_S,
+            )
+        else:
+            log.debug("database still unavailable: %s", unavailable(self.db_url, exc))
+
+    def _connected(self) -> None:
+        self._failures = 0
+        if self._down_since is not None:
+            log.warning("database back after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+
+    async def _session(self, settings: Settings) -> None:
+        """One connected stretch: returns when stopped, raises when the database goes away."""
+        self._failure = None
+        engine = await Engine.open(
+            self.db_url, worker_id=self.worker_id, config=self.config, settings=settings
+        )
+        listener: psycopg.AsyncConnection[Any] | None = None
+        tasks: set[asyncio.Task[BatchResult]] = set()
+        background: list[asyncio.Task[None]] = []
+        stopped = False
+        try:
+            listener = await connect_async(self.db_url)
+            await listener.execute(f"LISTEN {CHANNEL}")
+            await self._heartbeat(engine.conn)
+            self._connected()
+            background = [
+                asyncio.create_task(self._listen(listener)),
+                asyncio.create_task(self._beat(engine.conn)),
+            ]
+            for bg in background:
+                bg.add_done_callback(self._background_ended)
+            while not self._stop.is_set():
+                if self._failure is not None:
+                    raise self._failure
                 self._wake.clear()
                 rows = []
                 if len(tasks) < self.options.max_batches_in_flight:
@@ -97,16 +160,29 @@ class Worker:
             engine.stopping = True
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            stopped = True
         finally:
+            if not stopped:
+                # The database is gone: outcomes could not be recorded, so waiting for the
+                # attempts on the wire only delays the reconnect. Their rows come back by lease.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             for bg in background:
                 bg.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if stopped:
+                with contextlib.suppress(psycopg.Error):
+                    await engine.conn.execute(query("delivery", "worker_stopped"), self._counts())
             with contextlib.suppress(psycopg.Error):
-                await engine.conn.execute(query("delivery", "worker_stopped"), self._counts())
-            await listener.close()
-            await engine.close()
-            log.info("worker %s stopped: %s", self.worker_id, self.totals)
-        return self.totals
+                if listener is not None:
+                    await listener.close()
+                await engine.close()
+
+    def _background_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
+            self._wake.set()
 
     def _finished(
         self, task: asyncio.Task[BatchResult], tasks: set[asyncio.Task[BatchResult]]
@@ -119,7 +195,11 @@ class Worker:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if exc is not None and connection_lost(exc):
+            # The session ends and says so in one line; the rows come back by lease.
+            self._failure = self._failure or exc
+            self._wake.set()
+        elif exc is not None:
             # Rows stay leased and come back when the lease ends: nothing is lost.
             log.error("batch failed: %s: %s", type(exc).__name__, exc)
         else:
@@ -128,6 +208,8 @@ class Worker:
     async def _listen(self, listener: psycopg.AsyncConnection[Any]) -> None:
         async for _ in listener.notifies():
             self._wake.set()
+        # notifies() ends only with its connection: without it no NOTIFY would wake us.
+        raise psycopg.OperationalError("the LISTEN connection ended")
 
     def _counts(self) -> dict[str, Any]:
         return {
@@ -147,6 +229,8 @@ class Worker:
             try:
                 await self._heartbeat(conn)
             except psycopg.Error as exc:
+                if connection_lost(exc):
+                    raise  # ends the session (_background_ended)
                 log.warning("heartbeat failed: %s", type(exc).__name__)
 
 
@@ -164,11 +248,7 @@ def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        try:
-            return await worker.run()
-        except psycopg.OperationalError as exc:
-            # Leased rows come back when their lease ends; a supervisor restarts the worker.
-            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DatabaseUnavailable(describe_host(db_url), cause) from None
+        return await worker.run()
 
-    return run(main())
+    with database_errors(db_url):
+        return run(main())

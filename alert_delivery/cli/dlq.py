@@ -45,8 +45,6 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 
 def handle_list(args: argparse.Namespace) -> int:
-    if args.limit <= 0:
-        raise InvalidInput("must be positive", where="--limit")
     rows = list_dead(resolve_database_url(), _selection(args), limit=args.limit)
     print(f"{'id':>8}  {'webhook':<24} {'event':<9} {'tries':>5} {'status':>6}  dead at / error")
     for r in rows:

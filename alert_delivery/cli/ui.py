@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from alert_delivery.config import load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.defs.instance import prepare_dagster_home
+from alert_delivery.errors import InvalidInput
 
 STOP_TIMEOUT_S = 30
 
@@ -44,7 +46,33 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
     return [*command, "-m", "alert_delivery.definitions"]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on before anything starts.
+
+    ``dagster dev`` whose webserver cannot bind keeps its daemon running and never exits; a
+    check here starts nothing (not even the embedded database). A port taken between this check
+    and the webserver's bind is still that race, rare by comparison.
+    """
+    if not 0 < port < 65536:
+        raise InvalidInput(f"not a port: {port}", where="--port")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidInput(f"cannot resolve {host!r}: {exc}", where="--host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the webserver binds: a port in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}", where="--port"
+            ) from None
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    check_port_free(args.host, args.port)
     settings = load_settings()
     url = resolve_database_url(settings)
     with connect(url, autocommit=True) as conn:

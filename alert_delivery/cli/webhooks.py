@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from alert_delivery.db.connection import resolve_database_url
+from alert_delivery.delivery.limits import check_rate_limit, parse_retry_schedule
 from alert_delivery.delivery.outcome import Verdict
 from alert_delivery.delivery.ping import ping_webhook
 from alert_delivery.delivery.registry import (
@@ -15,7 +16,6 @@ from alert_delivery.delivery.registry import (
     rotate_signing_secret,
     set_active,
 )
-from alert_delivery.errors import InvalidInput
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -56,16 +56,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         q.set_defaults(handler=_HANDLERS[action])
 
 
-def _schedule(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInput("comma-separated whole seconds", where="--retry-schedule") from None
-
-
 def handle_add(args: argparse.Namespace) -> int:
+    # Numbers first: a bad rate or schedule is refused before anything is resolved or stored.
+    rate = check_rate_limit(args.rate_limit)
+    schedule = parse_retry_schedule(args.retry_schedule)
     config = parse_config(args.config, where="--config")
     if args.kind == "email":
         config.setdefault("to", args.to)
@@ -80,8 +74,8 @@ def handle_add(args: argparse.Namespace) -> int:
         url=args.url,
         secret=args.secret,
         config=config,
-        rate_limit_per_s=args.rate_limit,
-        retry_schedule_s=_schedule(args.retry_schedule),
+        rate_limit_per_s=rate,
+        retry_schedule_s=schedule,
     )
     print(added.webhook_id)
     if added.generated_secret:

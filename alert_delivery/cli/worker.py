@@ -5,9 +5,19 @@ import sys
 
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.engine import EngineConfig
+from alert_delivery.delivery.limits import finite_in_range
 from alert_delivery.delivery.sender import SenderConfig
 from alert_delivery.errors import InvalidInput
 from alert_delivery.worker import WorkerOptions, run_worker
+
+_BOUNDS = {
+    "concurrency": 10_000,
+    "batch_size": 100_000,
+    "poll_interval": 3600.0,
+    "connect_timeout": 3600.0,
+    "read_timeout": 3600.0,
+    "lease": 86_400.0,
+}
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -43,16 +53,16 @@ def _serve_process_metrics(host: str, port: int) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    for name in (
-        "concurrency",
-        "batch_size",
-        "poll_interval",
-        "connect_timeout",
-        "read_timeout",
-        "lease",
-    ):
-        if getattr(args, name) <= 0:
-            raise InvalidInput("must be positive", where="--" + name.replace("_", "-"))
+    # Finite and bounded: NaN passes "<= 0" checks, and an infinite lease or timeout overflows
+    # the interval arithmetic of every claim.
+    for name, high in _BOUNDS.items():
+        finite_in_range(
+            getattr(args, name),
+            where="--" + name.replace("_", "-"),
+            low=0,
+            high=high,
+            low_inclusive=False,
+        )
     config = EngineConfig(
         sender=SenderConfig(
             concurrency=args.concurrency,

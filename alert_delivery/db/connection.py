@@ -37,6 +37,44 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+# Connection exceptions (08), and the server shutting down, crashing or still starting (57P0x):
+# the query was fine, the server was not there. Other OperationalErrors (a cancelled statement,
+# a lock timeout, a full disk) are about the statement and stay what they are.
+_LOST_STATES = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server went away (as opposed to a statement failing)."""
+    if isinstance(exc, DatabaseUnavailable | psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    # No SQLSTATE: libpq's own "server closed the connection unexpectedly" and kin.
+    return state is None or state.startswith("08") or state in _LOST_STATES
+
+
+def unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """The one-line error for a lost or refused connection: host and cause, never credentials."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    return DatabaseUnavailable(describe_host(url), _first_line(exc))
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Inside: the server going away raises ``DatabaseUnavailable`` instead of the driver's error.
+
+    The one place driver connection errors become ours, for the Dagster steps and the worker.
+    """
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        if not connection_lost(exc):
+            raise
+        raise unavailable(url, exc) from None
+
+
 def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 5) -> psycopg.Connection:
     """Open a connection or raise ``DatabaseUnavailable`` naming the host and the cause."""
     try:
@@ -52,12 +90,14 @@ def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 5) -> 
 @contextmanager
 def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
     """A connection that commits on success, rolls back on error and always closes."""
-    conn = connect(url or resolve_database_url())
-    try:
-        with conn.transaction():
-            yield conn
-    finally:
-        conn.close()
+    url = url or resolve_database_url()
+    with database_errors(url):
+        conn = connect(url)
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            conn.close()
 
 
 def with_dbname(url: str, dbname: str) -> str:

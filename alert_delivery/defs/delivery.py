@@ -78,14 +78,15 @@ def _deliver(
 ) -> dg.Output[dict[str, int]]:
     if limit <= 0:
         raise InvalidInput("must be positive", where="limit")
-    result = deliver_batch(
-        postgres.url(),
-        limit=limit,
-        worker_id=f"dagster:{context.run_id}",
-        run_id=context.run_id,
-        min_age_s=min_age_s,
-        config=webhook_sender.engine_config(),
-    )
+    with postgres.guarded_url() as url:
+        result = deliver_batch(
+            url,
+            limit=limit,
+            worker_id=f"dagster:{context.run_id}",
+            run_id=context.run_id,
+            min_age_s=min_age_s,
+            config=webhook_sender.engine_config(),
+        )
     return _report(context, result)
 
 
@@ -156,7 +157,8 @@ def replay_dead_letters(
         since=_time(config.since, "since"),
         until=_time(config.until, "until"),
     )
-    count = replay(postgres.url(), selection, actor="dagster", run_id=context.run_id)
+    with postgres.guarded_url() as url:
+        count = replay(url, selection, actor="dagster", run_id=context.run_id)
     context.add_output_metadata({"replayed": count})
     return count
 
@@ -180,7 +182,8 @@ def delivery_queue_sensor(
 ) -> dg.SensorResult:
     """Launch deliver_pending for new queue rows and for older due rows no run has claimed."""
     cursor = int(context.cursor or 0)
-    plans, new_cursor = plan_delivery_runs(postgres.url(), cursor=cursor, grace_s=SENSOR_GRACE_S)
+    with postgres.guarded_url() as url:
+        plans, new_cursor = plan_delivery_runs(url, cursor=cursor, grace_s=SENSOR_GRACE_S)
     requests = [
         dg.RunRequest(
             run_key=plan.run_key,

@@ -7,7 +7,7 @@ import dagster as dg
 import psycopg
 
 from alert_delivery.config import load_settings
-from alert_delivery.db.connection import connect, resolve_database_url
+from alert_delivery.db.connection import connect, database_errors, resolve_database_url
 
 
 class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -23,14 +23,27 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self.database_url or resolve_database_url(load_settings())
 
     @contextmanager
+    def guarded_url(self) -> Iterator[str]:
+        """The URL for code that opens its own connections (the delivery engine, the DLQ): a
+        server that goes away inside fails the step with the one-line ``DatabaseUnavailable``."""
+        url = self.url()
+        with database_errors(url):
+            yield url
+
+    @contextmanager
     def get_connection(self) -> Iterator[psycopg.Connection]:
-        """Commit on success, roll back on error, always close."""
-        conn = connect(self.url())
-        try:
-            with conn.transaction():
-                yield conn
-        finally:
-            conn.close()
+        """Commit on success, roll back on error, always close.
+
+        A server that goes away mid-step fails the step with the one-line ``DatabaseUnavailable``.
+        """
+        url = self.url()
+        with database_errors(url):
+            conn = connect(url)
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                conn.close()
 
 
 defs = dg.Definitions(resources={"postgres": PostgresResource()})

@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import connect
+from alert_delivery.delivery.limits import check_rate_limit, check_retry_schedule
 from alert_delivery.delivery.secrets import Vault, load_vault
 from alert_delivery.delivery.signing import generate_secret, split_secrets, validate_secret
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url, redact_url
@@ -104,12 +105,8 @@ def add_webhook(
     config = dict(config or {})
     if not name.strip():
         raise InvalidInput("must not be empty", where="NAME")
-    if rate_limit_per_s <= 0:
-        raise InvalidInput("must be positive", where="--rate-limit")
-    if retry_schedule_s is not None and (
-        not retry_schedule_s or any(s < 0 for s in retry_schedule_s)
-    ):
-        raise InvalidInput("a non-empty list of seconds >= 0", where="--retry-schedule")
+    rate_limit_per_s = check_rate_limit(rate_limit_per_s)
+    schedule = check_retry_schedule(retry_schedule_s)
     validate_target(kind, url, config, settings)
     generated = None
     if kind == "pagerduty":
@@ -137,7 +134,7 @@ def add_webhook(
                     vault.primary_key_id,
                     Jsonb(config),
                     rate_limit_per_s,
-                    list(retry_schedule_s) if retry_schedule_s is not None else None,
+                    schedule,
                 ),
             ).fetchone()
         except psycopg.errors.UniqueViolation:

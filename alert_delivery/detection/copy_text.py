@@ -6,10 +6,11 @@ in one function without building objects; anything unusual returns ``None`` and 
 """
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from alert_delivery.detection.rows import MetricRow
+from alert_delivery.detection.rows import EARLIEST, MetricRow
 
 _INF = float("inf")
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -17,11 +18,26 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 def _clean(op: str, status: str, attrs: str) -> tuple[str, str, str] | None:
     raw = op + status + attrs
-    if "\x00" in raw:
+    if "\x00" in raw or (not raw.isascii() and not _encodable(raw)):
         return None
     if "\\" in raw or "\t" in raw or "\n" in raw or "\r" in raw:
         return op.translate(_ESCAPES), status.translate(_ESCAPES), attrs.translate(_ESCAPES)
     return op, status, attrs
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# After "YYYY-MM-DDTHH:MM:SS", the spellings PostgreSQL reads exactly as Python does; others (a
+# comma before the fraction, more than 6 digits, an offset with seconds) are re-written from the
+# parsed value. The common tails skip the pattern: this runs once per row.
+_COMMON_TAILS = frozenset({"", "Z", "+00:00", "-00:00"})
+_PLAIN_TAIL = re.compile(r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?")
 
 
 def _attributes_text(attrs: Any) -> str | None:
@@ -53,13 +69,13 @@ def copy_line(
     try:
         value = float(duration)
         stamp = datetime.fromisoformat(recorded_at)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if not 0.0 <= value < _INF:
         return None
     # The text as written when PostgreSQL reads it the same way (repr() costs a third of a row);
     # underscores and values near underflow take the safe spelling.
-    if isinstance(duration, str) and "_" not in duration and value > 1e-300:
+    if isinstance(duration, str) and duration.isascii() and "_" not in duration and value > 1e-300:
         duration_text = duration.strip()
     else:
         duration_text = repr(value)
@@ -70,12 +86,16 @@ def copy_line(
         and recorded_at[4] == "-"
         and recorded_at[10] in "T "
         and recorded_at[13] == ":"
+        and recorded_at[5] != "W"  # an ISO week date, which PostgreSQL does not read
+        and (
+            recorded_at[19:] in _COMMON_TAILS or _PLAIN_TAIL.fullmatch(recorded_at, 19) is not None
+        )
     )
     stamp_text = recorded_at if canonical else ""
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
         stamp_text = stamp_text and stamp_text + "+00:00"
-    if stamp > limit:
+    if stamp > limit or stamp < EARLIEST:
         return None
     if status is None or status == "":
         status = "success"
@@ -90,7 +110,7 @@ def copy_line(
     if cleaned is None:
         return None
     op, status, text = cleaned
-    stamp_text = stamp_text or stamp.isoformat()
+    stamp_text = stamp_text or stamp.astimezone(UTC).isoformat()
     return f"{op}\t{duration_text}\t{status}\t{stamp_text}\t{text}\n"
 
 

@@ -70,6 +70,11 @@ def detect_format(path: Path, fmt: str | None = None) -> Format:
     return found
 
 
+def utc_now() -> datetime:
+    """The clock that bounds "in the future" when the caller passes no ``now`` (the CLI)."""
+    return datetime.now(UTC)
+
+
 # (line number, COPY line or None, reason or None)
 Item = tuple[int, str | None, str | None]
 
@@ -82,28 +87,56 @@ def _judge(number: int, fields: dict[str, Any], now: datetime) -> Item:
         return number, None, str(exc)
 
 
+def _csv_rows(path: Path, handle: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """``(line, fields)`` per CSV record. What the csv module cannot parse is a one-line error for
+    the file: its records cannot be told apart after that point, so nothing of it loads."""
+    reader = csv.reader(handle)
+    try:
+        for values in reader:
+            yield reader.line_num, values
+    except csv.Error as exc:
+        text = str(exc)
+        if "field larger than field limit" in text:
+            text = f"a field is longer than {csv.field_size_limit()} characters"
+        raise InvalidInput(
+            f"not readable as CSV: {text}", where=f"{path}:{reader.line_num}"
+        ) from None
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) if not n or not n.isprintable() else n for n in names)
+
+
 def csv_items(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item]:
     """``(line, COPY line, None)`` per valid row, ``(line, None, reason)`` per refused one."""
-    reader = csv.reader(handle)
-    header = next(reader, None)
-    if header is None:
+    rows = _csv_rows(path, handle)
+    # Blank lines before the header are not the header.
+    first = next(((n, r) for n, r in rows if r), None)
+    if first is None:
         return
-    header = [h.strip() for h in header]
+    header_line, header = first[0], [h.strip() for h in first[1]]
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
-    if missing or unknown:
-        detail = f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"
-        raise InvalidInput(f"bad CSV header ({detail})", where=f"{path}:1")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if missing or unknown or twice:
+        detail = (
+            f"missing {_names(missing)}"
+            if missing
+            else f"unknown {_names(unknown)}"
+            if unknown
+            else f"duplicated {_names(twice)}"
+        )
+        raise InvalidInput(f"bad CSV header ({detail})", where=f"{path}:{header_line}")
     width = len(header)
     i_op, i_dur, i_ts = (header.index(c) for c in REQUIRED)
     i_status = header.index("status") if "status" in header else None
     i_attrs = header.index("attributes") if "attributes" in header else None
     limit = now + MAX_FUTURE
-    for values in reader:
+    for line, values in rows:
         if not values:
             continue
         if len(values) != width:
-            yield reader.line_num, None, f"expected {width} columns, got {len(values)}"
+            yield line, None, f"expected {width} columns, got {len(values)}"
             continue
         fast = copy_line(
             values[i_op],
@@ -114,9 +147,9 @@ def csv_items(path: Path, handle: Iterable[str], now: datetime) -> Iterator[Item
             limit,
         )
         if fast is not None:
-            yield reader.line_num, fast, None
+            yield line, fast, None
         else:
-            yield _judge(reader.line_num, dict(zip(header, values, strict=True)), now)
+            yield _judge(line, dict(zip(header, values, strict=True)), now)
 
 
 def jsonl_items(handle: Iterable[str], now: datetime) -> Iterator[Item]:
@@ -127,7 +160,7 @@ def jsonl_items(handle: Iterable[str], now: datetime) -> Iterator[Item]:
             continue
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             yield number, None, "not valid JSON"
             continue
         if not isinstance(value, dict):
@@ -164,10 +197,13 @@ def load_file(
     kind = detect_format(path, fmt)
     if not path.is_file():
         raise InvalidInput("no such file", where=str(path))
-    now = now or datetime.now(UTC)
+    if _is_blank(path):
+        raise InvalidInput("the file is empty: no rows to load", where=str(path))
+    now = now or utc_now()
     report = LoadReport(file=str(path), strict=strict)
     try:
-        with path.open(encoding="utf-8", newline="") as handle, conn.transaction():
+        # utf-8-sig: a byte order mark (as spreadsheet exports write) is not part of the header.
+        with path.open(encoding="utf-8-sig", newline="") as handle, conn.transaction():
             items = csv_items(path, handle, now) if kind == "csv" else jsonl_items(handle, now)
             with conn.cursor().copy(_COPY) as copy:
                 batch: list[str] = []
@@ -188,6 +224,17 @@ def load_file(
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"not UTF-8 text ({exc.reason})", where=str(path)) from None
     return report
+
+
+def _is_blank(path: Path) -> bool:
+    """Nothing but whitespace (and a byte order mark): reads only as far as the first text."""
+    with path.open("rb") as handle:
+        chunk = handle.read(65536).removeprefix(b"\xef\xbb\xbf")
+        while chunk:
+            if chunk.strip():
+                return False
+            chunk = handle.read(65536)
+    return True
 
 
 def load_metric_rows(conn: psycopg.Connection, rows: Iterable[MetricRow]) -> int:

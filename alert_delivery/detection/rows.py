@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_FUTURE = timedelta(minutes=5)
+# Python reads timestamps PostgreSQL cannot store (year 1 at +14:00 is 1 BC in UTC); no metric of
+# this tool predates the Unix epoch.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 REQUIRED = ("operation_type", "duration_ms", "recorded_at")
 OPTIONAL = ("status", "attributes")
 COLUMNS = REQUIRED + OPTIONAL
@@ -28,13 +31,13 @@ class RowError(ValueError):
 def parse_duration(value: Any) -> float:
     if isinstance(value, bool) or value is None:
         raise RowError(f"duration_ms is not a number: {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise RowError(f"duration_ms is not a number: {_short(value)}") from None
+    try:
+        # An integer beyond float range (JSON allows any) overflows instead of becoming inf.
+        number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    except OverflowError:
+        raise RowError("duration_ms is too large") from None
+    except ValueError:
+        raise RowError(f"duration_ms is not a number: {_short(value)}") from None
     if math.isnan(number):
         raise RowError("duration_ms is NaN")
     if math.isinf(number):
@@ -56,7 +59,10 @@ def parse_timestamp(value: Any, now: datetime) -> datetime:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed > now + MAX_FUTURE:
         raise RowError(f"recorded_at is more than 5 minutes in the future: {value.strip()}")
-    return parsed
+    if parsed < EARLIEST:
+        raise RowError(f"recorded_at is before 1970: {_short(value.strip())}")
+    # In UTC: PostgreSQL refuses some offsets Python accepts (fractions of a second).
+    return parsed.astimezone(UTC)
 
 
 def _no_constants(name: str) -> None:
@@ -103,8 +109,12 @@ def build_row(fields: dict[str, Any], now: datetime) -> MetricRow:
     if not isinstance(op, str) or not op.strip():
         raise RowError("operation_type is empty")
     for name in ("operation_type", "status", "attributes"):
-        if "\x00" in str(fields.get(name) or ""):
+        text = str(fields.get(name) or "")
+        if "\x00" in text:
             raise RowError(f"{name} contains a NUL character")
+        # JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 database stores.
+        if not text.isascii() and not _encodable(text):
+            raise RowError(f"{name} holds a character PostgreSQL cannot store")
     return MetricRow(
         operation_type=op.strip(),
         duration_ms=parse_duration(fields.get("duration_ms")),
