@@ -148,7 +148,8 @@ def alerts_from_partition(
             result.errors.append(f"{fields['operation_type']}/{fields['alert_type']}: {exc}")
             continue
         result.outcomes[raised.outcome] += 1
-        result.alert_ids.append(raised.alert_id)
+        if raised.alert_id is not None:  # detection never sends an end time
+            result.alert_ids.append(raised.alert_id)
     stale = conn.execute(
         query("alerting", "stale_detection_alerts"), {"start": start, "seen": seen}
     ).fetchall()

@@ -27,14 +27,18 @@ OUTCOMES = (
     "silenced",
     "inhibited",
     "unrouted",
+    "resolved",
 )
 
 
 @dataclass(frozen=True)
 class RaiseResult:
-    """The alert (new, or the open one it deduplicated into) and what the pipeline did."""
+    """The alert (new, or the open one it deduplicated into) and what the pipeline did.
 
-    alert_id: int
+    ``resolved``: the input's ``ends_at`` had passed and it resolved the open alert of its
+    labels (``alert_id`` None when none was open)."""
+
+    alert_id: int | None
     outcome: str
 
 
@@ -79,7 +83,7 @@ def raise_alert(conn: psycopg.Connection, **fields: Any) -> RaiseResult:
     with user_errors("alert"):
         row = conn.execute(query("alerting", "raise_alert"), {"alert": document}).fetchone()
     assert row is not None
-    return RaiseResult(int(row[0]), str(row[1]))
+    return RaiseResult(None if row[0] is None else int(row[0]), str(row[1]))
 
 
 def raise_alerts(
@@ -93,4 +97,4 @@ def raise_alerts(
     document = _dumps([alert_document(a) for a in alerts], "alerts")
     with user_errors("alerts"):
         rows = conn.execute(query("alerting", "raise_alerts"), {"alerts": document}).fetchall()
-    return [RaiseResult(int(r[0]), str(r[1])) for r in rows]
+    return [RaiseResult(None if r[0] is None else int(r[0]), str(r[1])) for r in rows]

@@ -42,4 +42,5 @@ def raise_pipeline_alert(
         description=error_text,
         details={"job_name": job_name, "run_id": run_id, "error": error_text},
     )
+    assert result.alert_id is not None  # no end time given: the alert always exists
     return PipelineAlert(alert_id=result.alert_id, outcome=result.outcome)

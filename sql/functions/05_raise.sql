@@ -16,6 +16,10 @@ DECLARE
     v_open jsonb;
     v_created jsonb;
     v_verdicts jsonb;
+    v_end jsonb;
+    v_ended jsonb := '{}';
+    v_fp text;
+    v_id bigint;
     v_queued jsonb;
     v_rows jsonb;
     v_new bigint[];
@@ -31,9 +35,13 @@ BEGIN
                               || jsonb_build_object('i', e.i) ORDER BY e.i), '[]')
     INTO v_in
     FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
-    IF v_in = '[]' THEN
-        RETURN;
-    END IF;
+    -- Alerts whose end time has passed (Prometheus sends them once resolved) resolve the open
+    -- alert of their label set, after the rest of the batch.
+    SELECT coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz <= now()), '[]'),
+           coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz > now()
+                                           OR x ->> 'ends_at' IS NULL), '[]')
+    INTO v_end, v_in
+    FROM jsonb_array_elements(v_in) x;
 
     -- References that do not exist are the caller's mistake, not a foreign-key failure.
     SELECT x.i, x.anomaly_id, x.correlation_id INTO v_bad
@@ -196,8 +204,23 @@ BEGIN
     WHERE NOT r.is_new AND NOT (r.first_dup AND v_queued ? r.alert_id::text)
     ORDER BY r.i;
 
+    FOR v_fp IN SELECT DISTINCT x ->> 'fingerprint' FROM jsonb_array_elements(v_end) x ORDER BY 1
+    LOOP
+        SELECT a.alert_id INTO v_id FROM alert_delivery.alerts a
+        WHERE a.fingerprint = v_fp AND a.status IN ('firing', 'acknowledged');
+        IF FOUND THEN
+            PERFORM alert_delivery.resolve_alert(v_id, 'producer: ends_at passed');
+            v_ended := v_ended || jsonb_build_object(v_fp, v_id);
+        END IF;
+    END LOOP;
+
     RETURN QUERY
-    SELECT r.alert_id,
+    SELECT o.alert_id, o.outcome FROM (
+    SELECT (x ->> 'i')::integer AS i, (v_ended ->> (x ->> 'fingerprint'))::bigint AS alert_id,
+           'resolved' AS outcome
+    FROM jsonb_array_elements(v_end) x
+    UNION ALL
+    SELECT r.i, r.alert_id,
            CASE WHEN r.is_new AND v_verdicts ->> r.alert_id::text IS NOT NULL
                     THEN v_verdicts ->> r.alert_id::text
                 WHEN r.is_new
@@ -207,9 +230,9 @@ BEGIN
                     THEN CASE WHEN (v_queued ->> r.alert_id::text)::integer > 0 THEN 'repeated'
                               ELSE 'unrouted' END
                 ELSE 'deduplicated' END
-    FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, is_new boolean,
-                                         first_dup boolean)
-    ORDER BY r.i;
+    FROM jsonb_to_recordset(coalesce(v_rows, '[]')) AS r(i integer, alert_id bigint,
+                                                         is_new boolean, first_dup boolean)
+    ) o ORDER BY o.i;
 END $$;
 
 CREATE OR REPLACE FUNCTION alert_delivery.raise_alerts(p_alerts jsonb)

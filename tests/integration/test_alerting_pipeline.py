@@ -5,7 +5,14 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from alert_delivery.alerting import add_silence, expire_silence, release_held, resolve
+from alert_delivery.alerting import (
+    RaiseResult,
+    add_silence,
+    expire_silence,
+    raise_alert,
+    release_held,
+    resolve,
+)
 from alert_delivery.errors import InvalidInput
 from tests.support.alerting import (
     add_default_webhooks,
@@ -306,3 +313,22 @@ def test_python_api_turns_bad_fields_into_invalid_input(db_url: str) -> None:
                 alert(producer, **overrides)
             assert caught.value.where == field
             assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_an_alert_whose_end_time_passed_resolves_its_open_alert(conn: psycopg.Connection) -> None:
+    """Prometheus re-sends a resolved alert with endsAt in the past: it resolves, once."""
+    add_webhook(conn, "slack", "slack")
+    doc = {"labels": {"alertname": "Down", "job": "api", "severity": "critical"}}
+    raised = raise_alert(conn, **doc, annotations={"summary": "api down"})
+    assert raised.outcome == "notified"
+    resend = raise_alert(conn, **doc, annotations={"summary": "api still down"})
+    assert resend == RaiseResult(raised.alert_id, "deduplicated")
+    assert alert_row(conn, raised.alert_id)["annotations"] == {"summary": "api still down"}
+    ended = raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z")
+    assert ended == RaiseResult(raised.alert_id, "resolved")
+    assert alert_row(conn, raised.alert_id)["status"] == "resolved"
+    assert kinds_for(conn, raised.alert_id, "resolve") == ["slack"]
+    # Again, with nothing open: still 'resolved', no alert.
+    assert raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z") == RaiseResult(
+        None, "resolved"
+    )
