@@ -63,6 +63,9 @@ BEGIN
     RETURN (p_value #>> '{}')::bigint;
 END $$;
 
+-- Written for the common case: a valid document passes through simple expressions only
+-- (PL/pgSQL evaluates those without the executor); the loops that name the offending field run
+-- only once a cheap check has failed.
 CREATE OR REPLACE FUNCTION alert_delivery.alert_input(a jsonb, p_at text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -71,6 +74,8 @@ DECLARE
     v_legacy boolean;
     k text;
     v text;
+    v_max integer;
+    v_required boolean;
     v_kinds text[] := '{}';
     v_sev text;
     v_title text;
@@ -80,12 +85,15 @@ BEGIN
         PERFORM alert_delivery.invalid_alert(coalesce(nullif(rtrim(p_at, '.'), ''), 'alert'),
                                              'must be a JSON object');
     END IF;
-    k := (SELECT min(key) FROM jsonb_object_keys(a - ARRAY[
-              'labels', 'annotations', 'source', 'operation_type', 'alert_type', 'severity',
-              'title', 'description', 'details', 'partition_start', 'anomaly_id',
-              'correlation_id', 'starts_at', 'ends_at', 'generator_url', 'notify_email',
-              'notify_inapp', 'channels']) key);
-    IF k IS NOT NULL THEN
+    IF a - ARRAY['labels', 'annotations', 'source', 'operation_type', 'alert_type', 'severity',
+                 'title', 'description', 'details', 'partition_start', 'anomaly_id',
+                 'correlation_id', 'starts_at', 'ends_at', 'generator_url', 'notify_email',
+                 'notify_inapp', 'channels'] <> '{}' THEN
+        k := (SELECT min(key) FROM jsonb_object_keys(a - ARRAY[
+                  'labels', 'annotations', 'source', 'operation_type', 'alert_type', 'severity',
+                  'title', 'description', 'details', 'partition_start', 'anomaly_id',
+                  'correlation_id', 'starts_at', 'ends_at', 'generator_url', 'notify_email',
+                  'notify_inapp', 'channels']) key);
         PERFORM alert_delivery.invalid_alert(p_at || left(k, 60), 'is not a known field');
     END IF;
     v_legacy := NOT a ? 'labels';
@@ -98,29 +106,27 @@ BEGIN
         PERFORM alert_delivery.invalid_alert(p_at || 'annotations', 'must be an object');
     END IF;
 
-    -- The legacy fields are shorthands for well-known labels; given twice they must agree.
-    FOREACH k IN ARRAY ARRAY['source', 'operation_type', 'alert_type', 'severity'] LOOP
-        v := alert_delivery.alert_text(p_at, k, a -> k, CASE k WHEN 'severity' THEN 20 ELSE 200 END,
-                                       v_legacy AND k <> 'source');
+    -- The legacy fields are shorthands for well-known labels and annotations; given twice they
+    -- must agree.
+    FOREACH k IN ARRAY ARRAY['source', 'operation_type', 'alert_type', 'severity', 'title',
+                             'description'] LOOP
+        v_max := CASE k WHEN 'severity' THEN 20 WHEN 'title' THEN 10000
+                        WHEN 'description' THEN 1000000 ELSE 200 END;
+        v_required := v_legacy AND k IN ('operation_type', 'alert_type', 'severity', 'title');
+        IF jsonb_typeof(a -> k) = 'string' AND char_length(a ->> k) <= v_max
+           AND NOT (v_required AND btrim(a ->> k) = '') THEN
+            v := a ->> k;
+        ELSIF (a -> k IS NULL OR jsonb_typeof(a -> k) = 'null') AND NOT v_required THEN
+            v := NULL;
+        ELSE
+            -- Raises, naming the field and what is wrong with it.
+            v := alert_delivery.alert_text(p_at, k, a -> k, v_max, v_required);
+        END IF;
         IF v IS NULL AND v_legacy AND k = 'source' THEN
             v := 'api';
         END IF;
-        IF v IS NOT NULL THEN
-            v := btrim(v);
-            IF k = 'severity' THEN
-                v := upper(v);
-            END IF;
-            IF v_labels ? k AND v_labels ->> k IS DISTINCT FROM v THEN
-                PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
-                    format('is %s but %s says %s', left(v_labels ->> k, 40), k, left(v, 40)));
-            END IF;
-            v_labels := v_labels || jsonb_build_object(k, v);
-        END IF;
-    END LOOP;
-    FOREACH k IN ARRAY ARRAY['title', 'description'] LOOP
-        v := alert_delivery.alert_text(p_at, k, a -> k, CASE k WHEN 'title' THEN 10000 ELSE 1000000 END,
-                                       v_legacy AND k = 'title');
-        IF v IS NOT NULL THEN
+        CONTINUE WHEN v IS NULL;
+        IF k IN ('title', 'description') THEN
             IF k = 'title' THEN
                 v := btrim(v);
             END IF;
@@ -131,40 +137,58 @@ BEGIN
             IF v <> '' THEN
                 v_notes := v_notes || jsonb_build_object(k, v);
             END IF;
+            CONTINUE;
         END IF;
+        v := btrim(v);
+        IF k = 'severity' THEN
+            v := upper(v);
+        END IF;
+        IF v_labels ? k AND v_labels ->> k IS DISTINCT FROM v THEN
+            PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
+                format('is %s but %s says %s', left(v_labels ->> k, 40), k, left(v, 40)));
+        END IF;
+        v_labels := v_labels || jsonb_build_object(k, v);
     END LOOP;
 
-    -- Labels: the identity. Names are identifiers, values strings of at most 1 KiB.
+    -- Labels: the identity. Names are identifiers, values strings of at most 1 KiB, 64 at most.
     IF v_labels = '{}' THEN
         PERFORM alert_delivery.invalid_alert(p_at || 'labels', 'needs at least one label');
     END IF;
-    IF (SELECT count(*) FROM jsonb_object_keys(v_labels)) > 64 THEN
+    IF octet_length(v_labels::text) > 512
+       AND (SELECT count(*) FROM jsonb_object_keys(v_labels)) > 64 THEN
         PERFORM alert_delivery.invalid_alert(p_at || 'labels', 'has more than 64 labels');
     END IF;
-    FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_labels) e LOOP
-        IF k !~ '^[a-zA-Z_][a-zA-Z0-9_]*$' THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'labels',
-                format('invalid label name %s (must match [a-zA-Z_][a-zA-Z0-9_]*)',
-                       quote_literal(left(k, 60))));
-        END IF;
-        IF v <> 'string' THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k, 'must be a string');
-        END IF;
-        IF octet_length(v_labels ->> k) > 1024 THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
-                                                 'is longer than 1024 bytes');
-        END IF;
-    END LOOP;
-    FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_notes) e LOOP
-        IF v <> 'string' THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
-                                                 'must be a string');
-        END IF;
-        IF char_length(v_notes ->> k) > 1000000 THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
-                                                 'is longer than 1000000 characters');
-        END IF;
-    END LOOP;
+    IF jsonb_path_exists(v_labels, '$.keyvalue() ? (!(@.key like_regex "^[a-zA-Z_][a-zA-Z0-9_]*$")
+                                                    || @.value.type() != "string")')
+       OR octet_length(v_labels::text) > 1024 THEN
+        FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_labels) e LOOP
+            IF k !~ '^[a-zA-Z_][a-zA-Z0-9_]*$' THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'labels',
+                    format('invalid label name %s (must match [a-zA-Z_][a-zA-Z0-9_]*)',
+                           quote_literal(left(k, 60))));
+            END IF;
+            IF v <> 'string' THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k, 'must be a string');
+            END IF;
+            IF octet_length(v_labels ->> k) > 1024 THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'labels.' || k,
+                                                     'is longer than 1024 bytes');
+            END IF;
+        END LOOP;
+    END IF;
+    IF jsonb_path_exists(v_notes, '$.* ? (@.type() != "string")')
+       OR octet_length(v_notes::text) > 1000000 THEN
+        FOR k, v IN SELECT e.key, jsonb_typeof(e.value) FROM jsonb_each(v_notes) e LOOP
+            IF v <> 'string' THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
+                                                     'must be a string');
+            END IF;
+            IF char_length(v_notes ->> k) > 1000000 THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'annotations.' || left(k, 60),
+                                                     'is longer than 1000000 characters');
+            END IF;
+        END LOOP;
+    END IF;
 
     -- One severity vocabulary for rules and columns: Prometheus's "critical" is CRITICAL.
     IF upper(v_labels ->> 'severity') IN ('INFO', 'WARNING', 'CRITICAL') THEN
@@ -187,31 +211,35 @@ BEGIN
     IF a ? 'details' AND jsonb_typeof(a -> 'details') NOT IN ('object', 'null') THEN
         PERFORM alert_delivery.invalid_alert(p_at || 'details', 'must be a JSON object');
     END IF;
-    FOREACH k IN ARRAY ARRAY['notify_email', 'notify_inapp'] LOOP
-        IF a ? k AND jsonb_typeof(a -> k) NOT IN ('boolean', 'null') THEN
-            PERFORM alert_delivery.invalid_alert(p_at || k, 'must be true or false');
-        END IF;
-    END LOOP;
-    IF (a ->> 'notify_email')::boolean THEN
-        v_kinds := v_kinds || 'email'::text;
-    END IF;
-    IF (a ->> 'notify_inapp')::boolean THEN
-        v_kinds := v_kinds || 'inbox'::text;
-    END IF;
-    IF a ? 'channels' AND jsonb_typeof(a -> 'channels') <> 'null' THEN
-        IF jsonb_typeof(a -> 'channels') <> 'array' THEN
-            PERFORM alert_delivery.invalid_alert(p_at || 'channels', 'must be a list of kinds');
-        END IF;
-        FOR v IN SELECT e #>> '{}' FROM jsonb_array_elements(a -> 'channels') e LOOP
-            v := lower(btrim(v));
-            v := CASE v WHEN 'in_app' THEN 'inbox' WHEN 'inapp' THEN 'inbox' ELSE v END;
-            IF v IS NULL OR v NOT IN ('slack', 'mattermost', 'pagerduty', 'email', 'webhook',
-                                      'inbox') THEN
-                PERFORM alert_delivery.invalid_alert(p_at || 'channels',
-                    format('unknown kind %s', quote_literal(left(coalesce(v, 'null'), 40))));
+    IF a ?| ARRAY['notify_email', 'notify_inapp', 'channels'] THEN
+        FOREACH k IN ARRAY ARRAY['notify_email', 'notify_inapp'] LOOP
+            IF a ? k AND jsonb_typeof(a -> k) NOT IN ('boolean', 'null') THEN
+                PERFORM alert_delivery.invalid_alert(p_at || k, 'must be true or false');
             END IF;
-            v_kinds := v_kinds || v;
         END LOOP;
+        IF (a ->> 'notify_email')::boolean THEN
+            v_kinds := v_kinds || 'email'::text;
+        END IF;
+        IF (a ->> 'notify_inapp')::boolean THEN
+            v_kinds := v_kinds || 'inbox'::text;
+        END IF;
+        IF a ? 'channels' AND jsonb_typeof(a -> 'channels') <> 'null' THEN
+            IF jsonb_typeof(a -> 'channels') <> 'array' THEN
+                PERFORM alert_delivery.invalid_alert(p_at || 'channels',
+                                                     'must be a list of kinds');
+            END IF;
+            FOR v IN SELECT e #>> '{}' FROM jsonb_array_elements(a -> 'channels') e LOOP
+                v := lower(btrim(v));
+                v := CASE v WHEN 'in_app' THEN 'inbox' WHEN 'inapp' THEN 'inbox' ELSE v END;
+                IF v IS NULL OR v NOT IN ('slack', 'mattermost', 'pagerduty', 'email', 'webhook',
+                                          'inbox') THEN
+                    PERFORM alert_delivery.invalid_alert(p_at || 'channels',
+                        format('unknown kind %s', quote_literal(left(coalesce(v, 'null'), 40))));
+                END IF;
+                v_kinds := v_kinds || v;
+            END LOOP;
+            v_kinds := ARRAY(SELECT DISTINCT u FROM unnest(v_kinds) u ORDER BY u);
+        END IF;
     END IF;
 
     RETURN jsonb_build_object(
@@ -226,14 +254,18 @@ BEGIN
         'alert_type', coalesce(v_labels ->> 'alert_type', v_labels ->> 'alertname', ''),
         'severity', v_sev, 'title', v_title, 'description', v_desc,
         'details', coalesce(nullif(a -> 'details', 'null'), '{}'),
-        'partition_start', alert_delivery.alert_time(p_at, 'partition_start',
-                                                     a -> 'partition_start'),
-        'starts_at', alert_delivery.alert_time(p_at, 'starts_at', a -> 'starts_at'),
-        'ends_at', alert_delivery.alert_time(p_at, 'ends_at', a -> 'ends_at'),
-        'anomaly_id', alert_delivery.alert_id_field(p_at, 'anomaly_id', a -> 'anomaly_id'),
-        'correlation_id', alert_delivery.alert_id_field(p_at, 'correlation_id',
-                                                        a -> 'correlation_id'),
-        'generator_url', alert_delivery.alert_text(p_at, 'generator_url', a -> 'generator_url',
-                                                   2000, false),
-        'extra_kinds', to_jsonb(ARRAY(SELECT DISTINCT u FROM unnest(v_kinds) u ORDER BY u)));
+        'partition_start', CASE WHEN a ? 'partition_start' THEN
+            alert_delivery.alert_time(p_at, 'partition_start', a -> 'partition_start') END,
+        'starts_at', CASE WHEN a ? 'starts_at' THEN
+            alert_delivery.alert_time(p_at, 'starts_at', a -> 'starts_at') END,
+        'ends_at', CASE WHEN a ? 'ends_at' THEN
+            alert_delivery.alert_time(p_at, 'ends_at', a -> 'ends_at') END,
+        'anomaly_id', CASE WHEN a ? 'anomaly_id' THEN
+            alert_delivery.alert_id_field(p_at, 'anomaly_id', a -> 'anomaly_id') END,
+        'correlation_id', CASE WHEN a ? 'correlation_id' THEN
+            alert_delivery.alert_id_field(p_at, 'correlation_id', a -> 'correlation_id') END,
+        'generator_url', CASE WHEN a ? 'generator_url' THEN
+            alert_delivery.alert_text(p_at, 'generator_url', a -> 'generator_url', 2000,
+                                      false) END,
+        'extra_kinds', to_jsonb(v_kinds));
 END $$;

@@ -20,11 +20,16 @@ LANGUAGE sql STABLE AS $$
         -- The ANY keeps this a primary-key lookup whatever the statistics say.
         JOIN alert_delivery.alerts a ON a.alert_id = u.id AND a.alert_id = ANY (p_ids)
     ), rules AS (
-        SELECT r.*, row_number() OVER (ORDER BY r.priority, r.rule_id) AS pos
+        SELECT r.*, row_number() OVER (ORDER BY r.priority, r.rule_id) AS pos,
+               -- Rules of non-empty equality matchers only (most of them) match by containment.
+               NOT jsonb_path_exists(r.matchers, '$[*] ? (@[1] != "=" || @[2] == "")')
+                   AS eq_only,
+               alert_delivery.matchers_equalities(r.matchers) AS eq
         FROM alert_delivery.routing_rules r WHERE r.active
     ), matched AS (
         SELECT a.alert_id, r.rule_id, r.pos, r.continues, r.is_fallback
-        FROM a JOIN rules r ON alert_delivery.labels_match(a.labels, r.matchers)
+        FROM a JOIN rules r ON CASE WHEN r.eq_only THEN a.labels @> r.eq
+                                    ELSE alert_delivery.labels_match(a.labels, r.matchers) END
     ), chosen AS (
         -- Up to and including the first matching rule without `continue` (fallback rules are
         -- ordered among themselves the same way).
@@ -63,9 +68,9 @@ $$;
 
 CREATE OR REPLACE FUNCTION alert_delivery.notify_alerts(p_ids bigint[])
 RETURNS TABLE (alert_id bigint, queued integer) LANGUAGE plpgsql
--- Generic plans: custom plans of the small lookups cost more to plan than to run. No JIT: the
+-- Plans follow the caller's plan_cache_mode (raise_batch picks by batch size). No JIT: the
 -- estimates of set-returning pieces pass jit_above_cost, and compiling took ~50 ms a call.
-SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     v_pairs jsonb;
