@@ -1,7 +1,8 @@
 """Generic JSON webhook: a versioned envelope ``{version, type, id, timestamp, data}``.
 
-``id`` is stable for one notification (it is computed once, at enqueue time) and differs between
-notifications; receivers deduplicate retries by the Standard Webhooks ``webhook-id`` header too.
+``id`` is stable for one notification (it is rendered once, when the delivery engine first claims
+the row, and stored with the body) and differs between notifications; receivers deduplicate
+retries by the Standard Webhooks ``webhook-id`` header too.
 """
 
 import hashlib
