@@ -9,6 +9,10 @@ import psycopg
 
 from alert_delivery.db.queries import query
 
+DICT_KINDS = frozenset(("email", "inbox"))
+"""Kinds the engine reads fields of (subject, text, recipients' title...) rather than sending."""
+_decode = json.JSONDecoder().decode
+
 
 @dataclass(slots=True)
 class Claimed:
@@ -35,8 +39,13 @@ class Claimed:
     wait_s: float = 0.0
     """When the rows over ``granted`` should come back (next token, breaker half-open)."""
     body: str | None = None
-    """The payload as PostgreSQL renders it, for kinds that send it unchanged (then ``payload``
-    is left empty): it is the exact text signed and sent, with no decode and re-encode."""
+    """The exact text signed and sent, with no decode and re-encode: the body stored at the row's
+    first claim (PagerDuty's routing key is spliced in at send time), or a legacy row's payload
+    as PostgreSQL prints it for kinds that send it unchanged (then ``payload`` is left empty)."""
+    messages: list[Any] | None = None
+    """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise."""
+    error: str | None = None
+    """Why the row cannot be sent at all (it is dead-lettered), e.g. ``cannot render: ...``."""
 
 
 @dataclass(slots=True)
@@ -91,7 +100,10 @@ async def claim(
     first: dict[int, Claimed] = {}
     for row in claimed:
         if row.payload is None:
-            row.payload = {}
+            # Email and inbox read the stored body's fields; the other kinds send its text.
+            row.payload = (
+                _decode(row.body) if row.body is not None and row.kind in DICT_KINDS else {}
+            )
         elif isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
         f = first.get(row.webhook_id)
@@ -113,6 +125,22 @@ async def claim(
     return claimed
 
 
+async def write_bodies(
+    conn: psycopg.AsyncConnection[Any], ids: Sequence[int], bodies: Sequence[str]
+) -> int:
+    """Store the bodies rendered at a claim (one statement); returns how many rows took theirs."""
+    cur = await conn.execute(
+        query("delivery", "write_bodies"), {"ids": list(ids), "bodies": list(bodies)}, prepare=True
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def stored_bodies(conn: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> dict[int, str]:
+    cur = await conn.execute(query("delivery", "stored_bodies"), {"ids": list(ids)})
+    return {int(i): str(b) for i, b in await cur.fetchall() if b is not None}
+
+
 async def prepare(
     claim_conn: psycopg.AsyncConnection[Any],
     conn: psycopg.AsyncConnection[Any],
@@ -125,6 +153,7 @@ async def prepare(
     outcome batches. The first real claim otherwise paid about 9 ms of planning and catalog
     loading, which is the first alert's latency in a freshly started worker."""
     await claim(claim_conn, limit=0, worker_id=worker_id, lease_s=lease_s, cooldown_s=cooldown_s)
+    await write_bodies(claim_conn, [], [])
     await conn.execute(
         query("delivery", "record"),
         {"outcomes": "[]", "worker_id": worker_id, "run_id": None},
