@@ -21,6 +21,7 @@ from alert_delivery.channels.message import Message
 from alert_delivery.config import Settings
 from alert_delivery.delivery import body as body_module
 from alert_delivery.delivery.engine import deliver_batch
+from alert_delivery.delivery.ping import ping_webhook
 from alert_delivery.delivery.registry import add_webhook
 from tests.support.delivery import (
     FAST,
@@ -305,3 +306,20 @@ def test_without_any_link_the_runbook_page_is_named_in_the_body(
         deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
         [got] = rx.wait_for(1)
     assert "Runbook: docs/runbooks/p99-degradation.md" in got.body.decode()
+
+
+def test_the_webhooks_test_ping_is_rendered_by_the_same_formatter(
+    db_url: str, delivery_env: Settings
+) -> None:
+    key = "R0UTINGKEY0123456789abcdef012345"
+    with serve(Receiver(always(202))) as rx:
+        add_webhook(
+            db_url, name="pd", kind="pagerduty", url=rx.url, secret=key, settings=delivery_env
+        )
+        attempt = ping_webhook(db_url, "pd", config=FAST, settings=delivery_env)
+        [got] = rx.wait_for(1)
+    assert attempt.status == 202
+    sent = json.loads(got.body)
+    assert next(iter(sent)) == "routing_key" and sent["routing_key"] == key
+    assert sent["event_action"] == "trigger" and sent["payload"]["severity"] == "info"
+    assert sent["payload"]["summary"] == "TEST [INFO] test: alert-delivery test of webhook pd"
