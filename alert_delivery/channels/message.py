@@ -71,11 +71,12 @@ def description_or_placeholder(message: Message) -> str:
 def with_runbook(message: Message, base: str) -> Message:
     """The message with the runbook link to show: its own https ``runbook_url`` if it has one,
     else the alert type's page under ``base`` (``Settings.runbook_url``), else None."""
-    given = safe_url(message.get("runbook_url"))
+    own = message.get("runbook_url")
+    given = safe_url(own)
+    if given is not None and given == own:
+        return message  # the common case: alert_messages already passed it through safe_url
     link = safe_url(runbook_link(str(message.get("alert_type") or ""), given, base))
-    if link == message.get("runbook_url"):
-        return message
-    return {**message, "runbook_url": link}
+    return message if link == own else {**message, "runbook_url": link}
 
 
 def runbook_text(message: Message) -> str | None:

@@ -42,8 +42,11 @@ class Claimed:
     """The exact text signed and sent, with no decode and re-encode: the body stored at the row's
     first claim (PagerDuty's routing key is spliced in at send time), or a legacy row's payload
     as PostgreSQL prints it for kinds that send it unchanged (then ``payload`` is left empty)."""
+    alert_ids: list[int] | None = None
+    """Set on new rows only (payload '{}', no body yet): the alerts whose messages it renders."""
     messages: list[Any] | None = None
-    """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise."""
+    """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise.
+    (The claim sends the messages of all its new rows on its first row; they are shared out.)"""
     error: str | None = None
     """Why the row cannot be sent at all (it is dead-lettered), e.g. ``cannot render: ...``."""
 
@@ -97,6 +100,9 @@ async def claim(
     )
     rows = await cur.fetchall()
     claimed = [Claimed(*row) for row in rows]
+    by_id: dict[int, Any] = {}
+    if claimed and claimed[0].messages:
+        by_id = {m["id"]: m for m in claimed[0].messages}
     first: dict[int, Claimed] = {}
     for row in claimed:
         if row.payload is None:
@@ -106,6 +112,11 @@ async def claim(
             )
         elif isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
+        if row.alert_ids is None:
+            row.messages = None
+        else:
+            # Alerts that no longer exist are left out; with none left the row cannot render.
+            row.messages = [by_id[i] for i in row.alert_ids if i in by_id]
         f = first.get(row.webhook_id)
         if f is None:
             # The webhook's first row in this claim carries its columns; rows come in

@@ -11,9 +11,8 @@ ALTER TABLE alert_delivery.delivery_queue ADD COLUMN body text;
 CREATE FUNCTION alert_delivery.alert_messages(p_ids bigint[]) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_agg(alert_delivery.alert_message(a)
-                     || jsonb_build_object('labels', '{}'::jsonb, 'annotations', '{}'::jsonb,
-                                           'event_detail', NULL::text)
-                     ORDER BY array_position(p_ids, a.alert_id))
-    FROM alert_delivery.alerts a
-    WHERE a.alert_id = ANY (p_ids)
+                     || '{"labels": {}, "annotations": {}, "event_detail": null}'::jsonb
+                     ORDER BY o.i)
+    FROM unnest(p_ids) WITH ORDINALITY AS o(id, i)
+    JOIN alert_delivery.alerts a ON a.alert_id = o.id
 $$;
