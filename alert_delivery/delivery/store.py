@@ -143,8 +143,7 @@ async def write_bodies(
     cur = await conn.execute(
         query("delivery", "write_bodies"), {"ids": list(ids), "bodies": list(bodies)}, prepare=True
     )
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return max(cur.rowcount, 0)
 
 
 async def stored_bodies(conn: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> dict[int, str]:

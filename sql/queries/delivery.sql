@@ -125,18 +125,14 @@ ORDER BY c.delivery_id
 -- name: write_bodies
 -- The bodies rendered at a claim, in one statement, committed (synchronously: a retry must find
 -- them) before any of them is sent. Only a row without a body takes one: if two claimers ever
--- rendered the same row (an expired lease), the first body stays and the count says so.
+-- rendered the same row (an expired lease), the first body stays and the row count says so.
 -- Binary parameters: a text array literal escapes every quote of every JSON body, which cost
 -- as much as the UPDATE itself.
-WITH w AS (
-    UPDATE alert_delivery.delivery_queue q
-    SET body = x.body
-    FROM unnest(%(ids)b::bigint[], %(bodies)b::text[]) AS x(id, body)
-    -- = ANY keeps the queue side a primary-key lookup, whatever the queue's size.
-    WHERE q.delivery_id = ANY (%(ids)b::bigint[]) AND q.delivery_id = x.id AND q.body IS NULL
-    RETURNING q.delivery_id
-)
-SELECT count(*) FROM w
+UPDATE alert_delivery.delivery_queue q
+SET body = x.body
+FROM unnest(%(ids)b::bigint[], %(bodies)b::text[]) AS x(id, body)
+-- = ANY keeps the queue side a primary-key lookup, whatever the queue's size.
+WHERE q.delivery_id = ANY (%(ids)b::bigint[]) AND q.delivery_id = x.id AND q.body IS NULL
 
 -- name: stored_bodies
 SELECT delivery_id, body FROM alert_delivery.delivery_queue WHERE delivery_id = ANY (%(ids)s)

@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from alert_delivery.channels.message import Message
 from alert_delivery.config import Settings
 from alert_delivery.delivery import body as body_module
+from alert_delivery.delivery import store
 from alert_delivery.delivery.engine import deliver_batch
 from alert_delivery.delivery.ping import ping_webhook
 from alert_delivery.delivery.registry import add_webhook
@@ -323,3 +324,33 @@ def test_the_webhooks_test_ping_is_rendered_by_the_same_formatter(
     assert next(iter(sent)) == "routing_key" and sent["routing_key"] == key
     assert sent["event_action"] == "trigger" and sent["payload"]["severity"] == "info"
     assert sent["payload"]["summary"] == "TEST [INFO] test: alert-delivery test of webhook pd"
+
+
+def test_a_body_stored_first_by_another_claimer_is_the_one_sent(
+    db_url: str,
+    conn: psycopg.Connection,
+    delivery_env: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = store.write_bodies
+    first = '{"rendered":"by the claimer whose lease expired"}'
+
+    async def race(aconn: Any, ids: Sequence[int], bodies: Sequence[str]) -> int:
+        if ids:  # (the engine also plans the statement with an empty batch when it opens)
+            conn.execute(
+                "UPDATE alert_delivery.delivery_queue SET body = %s WHERE delivery_id = %s",
+                (first, ids[0]),
+            )
+        return await real(aconn, ids, bodies)
+
+    monkeypatch.setattr(store, "write_bodies", race)
+    alert_ids = insert_alerts(conn, 2)
+    with serve(Receiver()) as rx:
+        webhook_id, _ = _hook(db_url, delivery_env, rx.url)
+        ids = enqueue_new(conn, webhook_id, [[a] for a in alert_ids])
+        assert deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env).delivered
+        got = {r.headers["webhook-id"]: r.body for r in rx.wait_for(2)}
+    rows = queue_rows(conn)
+    assert got[rows[ids[0]]["message_id"]] == first.encode()
+    other = stored_body(conn, ids[1])
+    assert other is not None and got[rows[ids[1]]["message_id"]] == other.encode()
