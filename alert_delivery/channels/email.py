@@ -22,6 +22,7 @@ def block_text(event: str, m: Message) -> str:
         "Source: " + clean_text(m["source"], 200),
         f"Started: {m['created_at']}",
         f"Details: {details}" if details else None,
+        "Note: " + clean_text(m["event_detail"], 1000) if m.get("event_detail") else None,
         runbook_text(m),
         "",
         clean_text(m["description"], 8000),
@@ -41,6 +42,8 @@ def block_html(event: str, m: Message) -> str:
             ("Details", details_text(m.get("details")), 1000),
         )
     )
+    if m.get("event_detail"):
+        rows += f"<tr><th>Note</th><td>{html_text(m['event_detail'], 1000)}</td></tr>"
     page = None if m.get("runbook_url") else runbook_page(str(m.get("alert_type") or ""))
     if m.get("runbook_url"):
         runbook = f'<p><a href="{html_text(m["runbook_url"], 2000)}">Runbook</a></p>'

@@ -43,6 +43,10 @@ def _attachment(event: str, m: Message) -> dict[str, Any]:
         ],
         "footer": mattermost_plain(f"alert-delivery · alert #{m['id']}", 200),
     }
+    if m.get("event_detail"):
+        attachment["fields"].append(
+            {"short": False, "title": "Note", "value": mattermost_text(m["event_detail"], 1000)}
+        )
     if m.get("runbook_url"):
         attachment["title_link"] = m["runbook_url"]
     else:

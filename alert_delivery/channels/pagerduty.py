@@ -40,6 +40,8 @@ def format_pagerduty(event: str, messages: Sequence[Message]) -> dict[str, Any]:
         "occurrences": m["occurrences"],
         "details": m["details"],
     }
+    if m.get("event_detail"):
+        custom_details["note"] = clean_text(m["event_detail"], 1000)
     page = None if links else runbook_page(str(m.get("alert_type") or ""))
     if page:
         custom_details["runbook"] = page

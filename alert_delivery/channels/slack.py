@@ -33,6 +33,7 @@ def _attachment(event: str, m: Message) -> dict[str, Any]:
         part
         for part in (
             f"Alert #{m['id']}",
+            m.get("event_detail") or None,
             details_text(m.get("details")) or None,
             runbook_text(m),
         )

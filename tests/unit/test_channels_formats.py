@@ -243,3 +243,19 @@ def test_every_kind_renders_every_event(kind: str, event: str) -> None:
         )
     else:
         assert label in text
+
+
+def test_the_event_detail_is_shown_escaped_where_a_channel_has_text() -> None:
+    m = message(event_detail="level 2 of 5: <!channel> @here <script>x</script>\x07")
+    slack = json.dumps(render("slack", "escalate", [m], AT))
+    assert "level 2 of 5: &lt;!channel&gt;" in slack and "\\u0007" not in slack
+    fields = render("mattermost", "escalate", [m], AT)["attachments"][0]["fields"]
+    note = next(f["value"] for f in fields if f["title"] == "Note")
+    assert "@here" not in note and note.startswith("level 2 of 5")
+    mail = render("email", "escalate", [m], AT)
+    assert "Note: level 2 of 5: <!channel>" in mail["text"] and "\x07" not in mail["text"]
+    assert "<td>level 2 of 5: &lt;!channel&gt; @here &lt;script&gt;" in mail["html"]
+    assert "Note: level 2 of 5" in render("inbox", "escalate", [m], AT)["body"]
+    pd = render("pagerduty", "escalate", [m], AT)["payload"]["custom_details"]
+    assert pd["note"].startswith("level 2 of 5") and "\x07" not in pd["note"]
+    assert "Note" not in json.dumps(render("slack", "trigger", [message(event_detail=None)], AT))
