@@ -2,7 +2,9 @@
 
 A minimal uvicorn ASGI receiver runs in its own process on 127.0.0.1 and records, per
 ``webhook-id``, when each request arrived. Throughput: 10,000 durable deliveries over 50 webhooks,
-every attempt logged, against a bare aiohttp loop posting the same body to the same receiver.
+every attempt logged, each a new-style row (payload '{}', body NULL) of its own real alert, so the
+engine renders every body at claim time and stores it; against a bare aiohttp loop posting a body
+of the same size to the same receiver.
 Latency: a worker process, 200 alerts/s offered, each one a committed INSERT + NOTIFY; latency is
 the time from the producer's COMMIT returning to the request's arrival at the receiver.
 """
@@ -136,14 +138,7 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
     """One round: (delivered, engine seconds, log rows, bare-loop seconds)."""
     hooks = _register(db_url, port, env, N_WEBHOOKS)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO alert_delivery.delivery_queue (webhook_id, event, seq, payload)"
-            " SELECT (%s::bigint[])[1 + g %% %s], 'trigger', g,"
-            " %s::jsonb || jsonb_build_object('n', g)"
-            " FROM generate_series(1, %s) g",
-            (hooks, len(hooks), json.dumps(BODY), N_DELIVERIES),
-        )
-        conn.execute("ANALYZE alert_delivery.delivery_queue")
+        _queue_new_rows(conn, hooks)
     settings = load_settings(env)
 
     async def engine_run() -> tuple[float, int]:
@@ -163,13 +158,18 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
         row = conn.execute(
             "SELECT count(*) FROM alert_delivery.delivery_log WHERE event = 'delivered'"
         ).fetchone()
+        # The bare loop posts a body the engine rendered, so the receiver reads as many bytes.
+        sample = conn.execute(
+            "SELECT body FROM alert_delivery.delivery_queue WHERE body IS NOT NULL LIMIT 1"
+        ).fetchone()
     logged = int(row[0]) if row else 0
+    rendered = (sample[0] if sample else json.dumps(BODY)).encode()
 
     async def bare() -> float:
         # The same requests the engine sends (body, and the Standard Webhooks headers with
         # values of the same size), so the receiver does the same work per request; none of
         # the engine's work (no claim, signing or logging). aiohttp's default session.
-        body = json.dumps(BODY).encode()
+        body = rendered
         timestamp = str(int(time.time()))
         signature = "v1," + "A" * 43 + "="
         connector = aiohttp.TCPConnector(limit=50)
@@ -201,6 +201,36 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
     bare_seconds = run_loop(bare())
     _stats(port)
     return delivered, seconds, logged, bare_seconds
+
+
+def _queue_new_rows(conn: psycopg.Connection, hooks: list[int]) -> None:
+    """N_DELIVERIES alerts, each with its own fingerprint, inserted past the alerting pipeline
+    (nothing is routed for them), and one new-style queue row per alert, as the SQL enqueue
+    leaves it: payload '{}', body NULL, the alert's id in alert_ids."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('alert_delivery.raising', 'on', true)")
+        conn.execute(
+            "INSERT INTO alert_delivery.alerts (fingerprint, source, operation_type, alert_type,"
+            " severity, title, description, payload)"
+            " SELECT md5(g::text) || md5('fp' || g), 'detection', 'merge-' || (g %% 40),"
+            " 'STATISTICAL', 'WARNING', 'merge-' || (g %% 40) || ': statistical latency anomaly',"
+            " 'mean 912.4 ms is 4.2 standard deviations above the 7-day baseline of 210.0 ms;'"
+            " || ' p99 2410.0 ms is 3.1x the baseline p99', jsonb_build_object("
+            " 'anomaly_type', 'STATISTICAL', 'z_score', 4.2, 'p99_ratio', 3.1, 'metric_id', g,"
+            " 'duration_ms', 2410.0, 'baseline_ms', 780.0,"
+            " 'detected_at', '2026-03-01T13:01:00+00:00')"
+            " FROM generate_series(1, %s) g",
+            (N_DELIVERIES,),
+        )
+    conn.execute(
+        "INSERT INTO alert_delivery.delivery_queue"
+        " (alert_id, alert_ids, webhook_id, event, seq, payload)"
+        " SELECT a.alert_id, ARRAY[a.alert_id], (%s::bigint[])[1 + a.alert_id %% %s], 'trigger',"
+        " 0, '{}' FROM alert_delivery.alerts a",
+        (hooks, len(hooks)),
+    )
+    conn.execute("ANALYZE alert_delivery.delivery_queue")
+    conn.execute("ANALYZE alert_delivery.alerts")
 
 
 def _bench_throughput(ctx: BenchContext, port: int, env: dict[str, str]) -> list[BenchRow]:

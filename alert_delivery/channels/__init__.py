@@ -1,9 +1,9 @@
-"""Channel formatters: the body each webhook kind receives, built at enqueue time.
+"""Channel formatters: the body each webhook kind receives, rendered once, in Python.
 
-The queued payloads are built by the SQL twins of these functions (``alert_delivery.format_*`` in
-sql/migrations/0003_alerting.sql) so SQL producers get them too; these pure functions are the
-readable reference, held equal to the SQL by tests/integration/test_alerting_parity.py. Both take
-normalised alert messages (``alert_delivery.alert_message``).
+The delivery engine renders a queue row when it first claims it (``render`` of the row's kind,
+event and alert messages, from ``alert_delivery.alert_messages``), stores the JSON text on the
+row, and every attempt signs and sends exactly those bytes. There is no SQL twin: these functions
+are the only formatter. ``webhooks test`` renders a ``test`` notice the same way.
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from typing import Any
 from alert_delivery.channels.email import format_email
 from alert_delivery.channels.inbox import format_inbox
 from alert_delivery.channels.mattermost import format_mattermost
-from alert_delivery.channels.message import Message
+from alert_delivery.channels.message import Message, with_runbook
 from alert_delivery.channels.pagerduty import format_pagerduty
 from alert_delivery.channels.slack import format_slack
 from alert_delivery.channels.webhook import format_webhook
@@ -21,10 +21,22 @@ from alert_delivery.channels.webhook import format_webhook
 KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
 
 
-def render(kind: str, event: str, messages: Sequence[Message], at: datetime) -> dict[str, Any]:
-    """The payload for one webhook kind; ``at`` stamps the generic webhook envelope."""
+def render(
+    kind: str,
+    event: str,
+    messages: Sequence[Message],
+    at: datetime,
+    *,
+    runbook_base: str = "",
+) -> dict[str, Any]:
+    """The payload for one webhook kind; ``at`` stamps the generic webhook envelope.
+
+    ``runbook_base`` is ``Settings.runbook_url``: a message without an https ``runbook_url`` links
+    its alert type's page under it (or names the page as plain text when it is empty).
+    """
     if not messages:
         raise ValueError("render needs at least one alert message")
+    messages = [with_runbook(m, runbook_base) for m in messages]
     if kind == "slack":
         return format_slack(event, messages)
     if kind == "mattermost":

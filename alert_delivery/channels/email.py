@@ -7,8 +7,9 @@ part escapes every alert field.
 from collections.abc import Sequence
 from typing import Any
 
+from alert_delivery.alerting.runbooks import runbook_page
 from alert_delivery.channels.escape import clean_text, html_text, subject_text
-from alert_delivery.channels.message import Message, details_text, event_label
+from alert_delivery.channels.message import Message, details_text, event_label, runbook_text
 from alert_delivery.channels.slack import COLOURS, RESOLVED_COLOUR
 
 
@@ -21,7 +22,8 @@ def block_text(event: str, m: Message) -> str:
         "Source: " + clean_text(m["source"], 200),
         f"Started: {m['created_at']}",
         f"Details: {details}" if details else None,
-        f"Runbook: {m['runbook_url']}" if m.get("runbook_url") else None,
+        "Note: " + clean_text(m["event_detail"], 1000) if m.get("event_detail") else None,
+        runbook_text(m),
         "",
         clean_text(m["description"], 8000),
     ]
@@ -40,11 +42,13 @@ def block_html(event: str, m: Message) -> str:
             ("Details", details_text(m.get("details")), 1000),
         )
     )
-    runbook = (
-        f'<p><a href="{html_text(m["runbook_url"], 2000)}">Runbook</a></p>'
-        if m.get("runbook_url")
-        else ""
-    )
+    if m.get("event_detail"):
+        rows += f"<tr><th>Note</th><td>{html_text(m['event_detail'], 1000)}</td></tr>"
+    page = None if m.get("runbook_url") else runbook_page(str(m.get("alert_type") or ""))
+    if m.get("runbook_url"):
+        runbook = f'<p><a href="{html_text(m["runbook_url"], 2000)}">Runbook</a></p>'
+    else:
+        runbook = f"<p>Runbook: {html_text(page, 200)}</p>" if page else ""
     title = html_text(f"{event_label(event)} [{m['severity']}] {m['title']}", 500)
     return (
         f'<h2 style="color:{colour}">{title}</h2><table>{rows}</table>{runbook}'

@@ -1,8 +1,8 @@
 """Escaping and truncation of hostile alert text, shared by every channel.
 
-Mirrors the SQL helpers of sql/migrations/0003_alerting.sql (strip_controls, clean_text,
-slack_text, mattermost_text, mattermost_plain, html_text, subject_text, safe_url), which format
-the queued payloads; tests/unit/test_channels_escape.py and the parity test hold them equal.
+Every alert field a channel shows goes through one of these (tests/unit/test_channels_escape.py
+and tests/unit/test_channels_formats.py hold them to it). The SQL helpers of the same names in
+sql/migrations/0003_alerting.sql were the enqueue-time formatters' and are not used for bodies.
 """
 
 import re

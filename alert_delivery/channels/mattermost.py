@@ -7,6 +7,7 @@ mentions, so every @ is broken with a zero-width space.
 from collections.abc import Sequence
 from typing import Any
 
+from alert_delivery.alerting.runbooks import runbook_page
 from alert_delivery.channels.escape import mattermost_plain, mattermost_text
 from alert_delivery.channels.message import (
     Message,
@@ -42,8 +43,18 @@ def _attachment(event: str, m: Message) -> dict[str, Any]:
         ],
         "footer": mattermost_plain(f"alert-delivery · alert #{m['id']}", 200),
     }
+    if m.get("event_detail"):
+        attachment["fields"].append(
+            {"short": False, "title": "Note", "value": mattermost_text(m["event_detail"], 1000)}
+        )
     if m.get("runbook_url"):
         attachment["title_link"] = m["runbook_url"]
+    else:
+        page = runbook_page(str(m.get("alert_type") or ""))
+        if page:
+            attachment["fields"].append(
+                {"short": False, "title": "Runbook", "value": mattermost_text(page, 400)}
+            )
     return attachment
 
 

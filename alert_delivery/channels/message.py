@@ -1,9 +1,12 @@
-"""The normalised alert message (``alert_delivery.alert_message`` in SQL) and shared wording."""
+"""The alert message (an element of SQL ``alert_delivery.alert_messages``) and shared wording."""
 
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+
+from alert_delivery.alerting.runbooks import runbook_link, runbook_page
+from alert_delivery.channels.escape import safe_url
 
 Message = Mapping[str, Any]
 
@@ -63,3 +66,24 @@ def headline(event: str, messages: Sequence[Message]) -> str:
 def description_or_placeholder(message: Message) -> str:
     description = str(message.get("description") or "")
     return description if description.strip(" ") else "(no description)"
+
+
+def with_runbook(message: Message, base: str) -> Message:
+    """The message with the runbook link to show: its own https ``runbook_url`` if it has one,
+    else the alert type's page under ``base`` (``Settings.runbook_url``), else None."""
+    own = message.get("runbook_url")
+    given = safe_url(own)
+    if given is not None and given == own:
+        return message  # the common case: alert_messages already passed it through safe_url
+    link = safe_url(runbook_link(str(message.get("alert_type") or ""), given, base))
+    return message if link == own else {**message, "runbook_url": link}
+
+
+def runbook_text(message: Message) -> str | None:
+    """``Runbook: <link>``, or ``Runbook: docs/runbooks/<page>.md`` as plain text when there is
+    no link but the alert type has a page; None when neither."""
+    url = message.get("runbook_url")
+    if url:
+        return f"Runbook: {url}"
+    page = runbook_page(str(message.get("alert_type") or ""))
+    return f"Runbook: {page}" if page else None

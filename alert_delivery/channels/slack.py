@@ -14,6 +14,7 @@ from alert_delivery.channels.message import (
     details_text,
     event_label,
     headline,
+    runbook_text,
 )
 
 COLOURS = {"CRITICAL": "#E01E5A", "WARNING": "#ECB22E", "INFO": "#36C5F0"}
@@ -32,8 +33,9 @@ def _attachment(event: str, m: Message) -> dict[str, Any]:
         part
         for part in (
             f"Alert #{m['id']}",
+            m.get("event_detail") or None,
             details_text(m.get("details")) or None,
-            f"Runbook: {m['runbook_url']}" if m.get("runbook_url") else None,
+            runbook_text(m),
         )
         if part
     )

@@ -1,14 +1,20 @@
-"""The delivery engine: claim -> permit -> sign -> send -> outcome + log, one engine, two drivers.
+"""The delivery engine: claim -> render -> permit -> sign -> send -> outcome + log, two drivers.
 
 The async :class:`Engine` is what the worker runs; :func:`deliver_batch` is the synchronous entry
 point for Dagster runs, the CLI and the demo. No lock is held while HTTP is in flight: rows are
 leased, and outcomes are written in one statement per batch.
+
+A row's body is rendered once, in Python, when the engine first claims it: the claim returns the
+alert messages of rows without a body, the engine renders them (``alert_delivery.channels``) and
+stores every body of the claim in one statement, committed before any is sent. Retries send the
+stored text byte for byte; a row whose rendering fails is dead-lettered, the others go on.
 """
 
 import asyncio
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -17,7 +23,7 @@ from psycopg.types.json import set_json_loads
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import describe_host
 from alert_delivery.delivery import store
-from alert_delivery.delivery.body import loads_utf8, serialise
+from alert_delivery.delivery.body import loads_utf8, render_row, serialise
 from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.outcome import Attempt, Verdict, account, decide
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target
@@ -31,6 +37,9 @@ from alert_delivery.delivery.store import Claimed, HealthDelta, Outcome
 
 __all__ = ["BatchResult", "Engine", "EngineConfig", "decide", "deliver_batch", "drain", "serialise"]
 from alert_delivery.errors import AlertDeliveryError, DatabaseUnavailable
+
+RENDER_SLICE = 64
+"""Rows rendered between two yields to the event loop."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,8 @@ class Engine:
             await self.claim_conn.close()
 
     async def claim(self, limit: int, *, min_age_s: float = 0.0) -> list[Claimed]:
-        return await store.claim(
+        """Lease due rows and render the new ones; their bodies are stored when this returns."""
+        rows = await store.claim(
             self.claim_conn,
             limit=limit,
             worker_id=self.worker_id,
@@ -145,6 +155,36 @@ class Engine:
             min_age_s=min_age_s,
             cooldown_s=self.config.breaker_cooldown_s,
         )
+        fresh = [row for row in rows if row.messages is not None]
+        if fresh:
+            await self._render(fresh)
+        return rows
+
+    async def _render(self, rows: list[Claimed]) -> None:
+        """Render new rows and store their bodies in one statement before any is sent."""
+        at = datetime.now(UTC)
+        base = self.settings.runbook_url
+        ids: list[int] = []
+        bodies: list[str] = []
+        for i, row in enumerate(rows, 1):
+            body = render_row(row, at, base)
+            if body is not None:
+                ids.append(row.delivery_id)
+                bodies.append(body)
+            if not i % RENDER_SLICE:
+                await asyncio.sleep(0)  # let the lanes read responses between slices
+        if not ids:
+            return
+        if await store.write_bodies(self.claim_conn, ids, bodies) < len(ids):
+            # Another claimer stored a body first (it held an expired lease of the row):
+            # send what is stored, so every attempt of the row carries the same bytes.
+            stored = await store.stored_bodies(self.claim_conn, ids)
+            for row in rows:
+                text = stored.get(row.delivery_id)
+                if text is not None and text != row.body:
+                    row.body = text
+                    if row.kind in store.DICT_KINDS:
+                        row.payload = loads_utf8(text)
 
     async def process(self, rows: Sequence[Claimed]) -> BatchResult:
         """Deliver leased rows and record every outcome; returns the counts."""
@@ -199,9 +239,10 @@ class Engine:
         return result
 
     def _drop_disabled(self, rows: Sequence[Claimed], outcomes: list[Outcome]) -> list[Claimed]:
+        """Rows of a disabled webhook and rows that cannot be rendered are dead-lettered."""
         keep = []
         for row in rows:
-            if row.active:
+            if row.active and row.error is None:
                 keep.append(row)
             else:
                 outcomes.append(
@@ -212,7 +253,7 @@ class Engine:
                         0.0,
                         "dead_lettered",
                         counted=False,
-                        error="webhook disabled",
+                        error=row.error or "webhook disabled",
                     )
                 )
         return keep

@@ -1,11 +1,20 @@
-"""`webhooks test`: one signed ping straight to the target; the result is recorded on the row."""
+"""`webhooks test`: one signed ping straight to the target; the result is recorded on the row.
 
+The ping is a ``test`` notice rendered for the webhook's kind by the same formatter as every
+delivery (``alert_delivery.channels.render``), so a Slack, Mattermost or PagerDuty target gets a
+body it accepts and the check says something about real deliveries.
+"""
+
+import hashlib
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from alert_delivery.channels import render
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import connect
-from alert_delivery.delivery.engine import EngineConfig, serialise
+from alert_delivery.delivery.body import encode, with_routing_key
+from alert_delivery.delivery.engine import EngineConfig
 from alert_delivery.delivery.loop import run
 from alert_delivery.delivery.outcome import Attempt, Verdict
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target, webhook_id_by_name
@@ -14,8 +23,30 @@ from alert_delivery.delivery.sender import Sender
 from alert_delivery.delivery.signing import webhook_headers
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url
-from alert_delivery.delivery.store import Claimed
 from alert_delivery.errors import AlertDeliveryError
+
+
+def ping_message(name: str, at: datetime) -> dict[str, Any]:
+    """The alert message of a ping: INFO, no real alert behind it (id 0)."""
+    return {
+        "id": 0,
+        "fingerprint": hashlib.sha256(f"alert-delivery test\x1f{name}".encode()).hexdigest(),
+        "labels": {"alertname": "alert-delivery test", "webhook": name},
+        "annotations": {},
+        "source": "alert-delivery",
+        "operation_type": "test",
+        "alert_type": "TEST",
+        "severity": "INFO",
+        "status": "firing",
+        "title": f"alert-delivery test of webhook {name}",
+        "description": "A test notification from `alert-delivery webhooks test`; no action needed.",
+        "details": {},
+        "runbook_url": None,
+        "occurrences": 1,
+        "created_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "acknowledged_by": None,
+        "event_detail": None,
+    }
 
 
 def ping_webhook(
@@ -36,44 +67,26 @@ def ping_webhook(
         kind, url_token, secret_token, target_config = row
         url, secrets = decrypted_target(vault, url_token, secret_token)
         message_id = f"ping_{uuid.uuid4().hex}"
-        sent_at = datetime.now(UTC).isoformat()
-        payload = {
-            "type": "ping",
-            "webhook": name,
-            "sent_at": sent_at,
-            "text": "alert-delivery test",
-        }
+        at = datetime.now(UTC)
+        payload = render(
+            kind, "test", [ping_message(name, at)], at, runbook_base=settings.runbook_url
+        )
         try:
             if kind == "email":
                 attempt = send_email(
                     url or "",
                     target_config,
-                    {"subject": "alert-delivery test", "text": payload["text"]},
+                    payload,
                     message_id,
                     allowed=settings.allowed_targets,
                     timeout_s=config.smtp_timeout_s,
                 )
             elif kind in HTTP_KINDS and url:
                 check_url(url, settings.allowed_targets)
-                fake = Claimed(
-                    0,
-                    message_id,
-                    None,
-                    webhook_id,
-                    "test",
-                    payload,
-                    0,
-                    kind,
-                    name,
-                    None,
-                    "",
-                    None,
-                    {},
-                    1.0,
-                    None,
-                    True,
-                )
-                body = serialise(fake, secrets)
+                text = encode(payload)
+                if kind == "pagerduty" and secrets:
+                    text = with_routing_key(text, secrets[0])
+                body = text.encode()
                 attempt = run(_post(url, body, message_id, secrets, config, settings))
             else:
                 attempt = Attempt(Verdict.DELIVERED, latency_ms=0.0)

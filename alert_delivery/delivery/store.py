@@ -9,6 +9,10 @@ import psycopg
 
 from alert_delivery.db.queries import query
 
+DICT_KINDS = frozenset(("email", "inbox"))
+"""Kinds the engine reads fields of (subject, text, recipients' title...) rather than sending."""
+_decode = json.JSONDecoder().decode
+
 
 @dataclass(slots=True)
 class Claimed:
@@ -35,8 +39,16 @@ class Claimed:
     wait_s: float = 0.0
     """When the rows over ``granted`` should come back (next token, breaker half-open)."""
     body: str | None = None
-    """The payload as PostgreSQL renders it, for kinds that send it unchanged (then ``payload``
-    is left empty): it is the exact text signed and sent, with no decode and re-encode."""
+    """The exact text signed and sent, with no decode and re-encode: the body stored at the row's
+    first claim (PagerDuty's routing key is spliced in at send time), or a legacy row's payload
+    as PostgreSQL prints it for kinds that send it unchanged (then ``payload`` is left empty)."""
+    alert_ids: list[int] | None = None
+    """Set on new rows only (payload '{}', no body yet): the alerts whose messages it renders."""
+    messages: list[Any] | None = None
+    """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise.
+    (The claim sends the messages of all its new rows on its first row; they are shared out.)"""
+    error: str | None = None
+    """Why the row cannot be sent at all (it is dead-lettered), e.g. ``cannot render: ...``."""
 
 
 @dataclass(slots=True)
@@ -88,12 +100,23 @@ async def claim(
     )
     rows = await cur.fetchall()
     claimed = [Claimed(*row) for row in rows]
+    by_id: dict[int, Any] = {}
+    if claimed and claimed[0].messages:
+        by_id = {m["id"]: m for m in claimed[0].messages}
     first: dict[int, Claimed] = {}
     for row in claimed:
         if row.payload is None:
-            row.payload = {}
+            # Email and inbox read the stored body's fields; the other kinds send its text.
+            row.payload = (
+                _decode(row.body) if row.body is not None and row.kind in DICT_KINDS else {}
+            )
         elif isinstance(row.payload, str):
             row.payload = json.loads(row.payload)
+        if row.alert_ids is None:
+            row.messages = None
+        else:
+            # Alerts that no longer exist are left out; with none left the row cannot render.
+            row.messages = [by_id[i] for i in row.alert_ids if i in by_id]
         f = first.get(row.webhook_id)
         if f is None:
             # The webhook's first row in this claim carries its columns; rows come in
@@ -113,6 +136,21 @@ async def claim(
     return claimed
 
 
+async def write_bodies(
+    conn: psycopg.AsyncConnection[Any], ids: Sequence[int], bodies: Sequence[str]
+) -> int:
+    """Store the bodies rendered at a claim (one statement); returns how many rows took theirs."""
+    cur = await conn.execute(
+        query("delivery", "write_bodies"), {"ids": list(ids), "bodies": list(bodies)}, prepare=True
+    )
+    return max(cur.rowcount, 0)
+
+
+async def stored_bodies(conn: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> dict[int, str]:
+    cur = await conn.execute(query("delivery", "stored_bodies"), {"ids": list(ids)})
+    return {int(i): str(b) for i, b in await cur.fetchall() if b is not None}
+
+
 async def prepare(
     claim_conn: psycopg.AsyncConnection[Any],
     conn: psycopg.AsyncConnection[Any],
@@ -125,6 +163,7 @@ async def prepare(
     outcome batches. The first real claim otherwise paid about 9 ms of planning and catalog
     loading, which is the first alert's latency in a freshly started worker."""
     await claim(claim_conn, limit=0, worker_id=worker_id, lease_s=lease_s, cooldown_s=cooldown_s)
+    await write_bodies(claim_conn, [], [])
     await conn.execute(
         query("delivery", "record"),
         {"outcomes": "[]", "worker_id": worker_id, "run_id": None},

@@ -16,14 +16,9 @@ SELECT alert_delivery.resolve_alert(%(alert_id)s, %(by)s);
 -- name: release_held
 SELECT alert_delivery.release_held();
 
--- name: format_payload
-SELECT alert_delivery.format_payload(%(kind)s, %(event)s, %(alert_ids)s::bigint[], %(at)s);
-
 -- name: alert_messages
-SELECT alert_delivery.alert_message(a) AS message
-FROM alert_delivery.alerts a
-WHERE a.alert_id = ANY (%(alert_ids)s::bigint[])
-ORDER BY array_position(%(alert_ids)s::bigint[], a.alert_id);
+-- What the channels render (alert_delivery.channels, in Python): a JSON array in the given order.
+SELECT alert_delivery.alert_messages(%(alert_ids)s::bigint[]);
 
 -- name: list_alerts
 SELECT alert_id, severity, status, operation_type, alert_type, title, occurrences, held_reason,

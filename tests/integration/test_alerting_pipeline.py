@@ -329,6 +329,4 @@ def test_an_alert_whose_end_time_passed_resolves_its_open_alert(conn: psycopg.Co
     assert alert_row(conn, raised.alert_id)["status"] == "resolved"
     assert kinds_for(conn, raised.alert_id, "resolve") == ["slack"]
     # Again, with nothing open: still 'resolved', no alert.
-    assert raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z") == RaiseResult(
-        None, "resolved"
-    )
+    assert raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z") == RaiseResult(None, "resolved")

@@ -1,5 +1,7 @@
 """`alert-delivery webhooks | dlq | keys` in-process: output, exit codes, one-line errors."""
 
+import json
+
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -38,6 +40,10 @@ def test_webhooks_lifecycle(
         code, out, _ = run(capsys, "webhooks", "test", "ops")
         assert code == 0 and "ok (200" in out
         assert rx.requests[0].headers["webhook-signature"].startswith("v1,")
+        # A test notice rendered for the kind by the one formatter: Slack gets a Slack body.
+        ping = json.loads(rx.requests[0].body)
+        assert ping["text"] == "TEST [INFO] test: alert-delivery test of webhook ops"
+        assert ping["attachments"][0]["color"] == "#36C5F0"
         tested = conn.execute(
             "SELECT last_tested_at IS NOT NULL, last_test_status FROM alert_delivery.webhooks"
         ).fetchone()

@@ -81,3 +81,66 @@ def make_due(conn: psycopg.Connection) -> None:
     conn.execute(
         "UPDATE alert_delivery.delivery_queue SET next_attempt_at = now() WHERE status = 'pending'"
     )
+
+
+def insert_alerts(conn: psycopg.Connection, count: int = 1, **overrides: Any) -> list[int]:
+    """Alert rows inserted past the alerting pipeline (nothing is routed or enqueued for them);
+    each gets its own fingerprint, so any number may be open at once."""
+    fields: dict[str, Any] = {
+        "source": "detection",
+        "operation_type": "merge",
+        "alert_type": "STATISTICAL",
+        "severity": "CRITICAL",
+        "title": "merge: statistical latency anomaly",
+        "description": "p99 is 5x the baseline",
+        "payload": {"z_score": 4.2, "duration_ms": 1250.5},
+    }
+    fields.update(overrides)
+    fields["payload"] = Jsonb(fields["payload"])
+    cols = ", ".join(fields)
+    marks = ", ".join(["%s"] * len(fields))
+    ids: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT set_config('alert_delivery.raising', 'on', true)")
+        for _ in range(count):
+            row = conn.execute(
+                (
+                    f"INSERT INTO alert_delivery.alerts (fingerprint, {cols})"
+                    f" VALUES (md5(random()::text) || md5(random()::text), {marks})"
+                    " RETURNING alert_id"
+                ).encode(),
+                list(fields.values()),
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+    return ids
+
+
+def enqueue_new(
+    conn: psycopg.Connection,
+    webhook_id: int,
+    groups: Sequence[Sequence[int]],
+    *,
+    event: str = "trigger",
+) -> list[int]:
+    """New-style queue rows, as the SQL enqueue leaves them: payload '{}', body NULL, one row per
+    group of alert ids (the first is the row's alert_id)."""
+    ids: list[int] = []
+    for seq, group in enumerate(groups):
+        row = conn.execute(
+            "INSERT INTO alert_delivery.delivery_queue"
+            " (alert_id, alert_ids, webhook_id, event, seq, payload)"
+            " VALUES (%s, %s, %s, %s, %s, '{}') RETURNING delivery_id",
+            (group[0] if group else None, list(group), webhook_id, event, seq),
+        ).fetchone()
+        assert row is not None
+        ids.append(int(row[0]))
+    return ids
+
+
+def stored_body(conn: psycopg.Connection, delivery_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT body FROM alert_delivery.delivery_queue WHERE delivery_id = %s", (delivery_id,)
+    ).fetchone()
+    assert row is not None
+    return None if row[0] is None else str(row[0])

@@ -170,3 +170,92 @@ def test_every_body_is_json_serialisable_and_bounded(kind: str) -> None:
     assert len(json.dumps(body)) < 300_000
     with pytest.raises(ValueError):
         render(kind, "trigger", [], AT)
+
+
+def test_without_a_runbook_link_the_page_is_named_as_plain_text() -> None:
+    m = message(runbook_url=None)
+    slack = render("slack", "trigger", [m], AT)
+    assert "Runbook: docs/runbooks/statistical.md" in json.dumps(slack)
+    mattermost = render("mattermost", "trigger", [m], AT)["attachments"][0]
+    assert "title_link" not in mattermost
+    assert mattermost["fields"][-1]["title"] == "Runbook"
+    assert "docs/runbooks/statistical.md" in mattermost["fields"][-1]["value"]
+    mail = render("email", "trigger", [m], AT)
+    assert "Runbook: docs/runbooks/statistical.md" in mail["text"]
+    assert (
+        "<p>Runbook: docs/runbooks/statistical.md</p>" in mail["html"]
+        and "href" not in mail["html"]
+    )
+    pd = render("pagerduty", "trigger", [m], AT)
+    assert pd["links"] == [] and pd["payload"]["custom_details"]["runbook"] == (
+        "docs/runbooks/statistical.md"
+    )
+    assert render("webhook", "trigger", [m], AT)["data"]["alerts"][0]["runbook_url"] is None
+    unknown = render("slack", "trigger", [message(runbook_url=None, alert_type="NEW")], AT)
+    assert "Runbook" not in json.dumps(unknown)
+
+
+@pytest.mark.parametrize("given", [None, "http://plain.example/x", "javascript:alert(1)"])
+def test_the_runbook_base_links_the_page_when_the_alert_has_no_https_link(
+    given: str | None,
+) -> None:
+    base = "https://docs.example.com/runbooks"
+    link = f"{base}/statistical.md"
+    m = message(runbook_url=given)
+    pd = render("pagerduty", "trigger", [m], AT, runbook_base=base)
+    assert pd["links"] == [{"href": link, "text": "Runbook"}]
+    assert "runbook" not in pd["payload"]["custom_details"]
+    mattermost = render("mattermost", "trigger", [m], AT, runbook_base=base)
+    assert mattermost["attachments"][0]["title_link"] == link
+    assert f'href="{link}"' in render("email", "trigger", [m], AT, runbook_base=base)["html"]
+    hook = render("webhook", "trigger", [m], AT, runbook_base=base)
+    assert hook["data"]["alerts"][0]["runbook_url"] == link
+    own = render("pagerduty", "trigger", [message()], AT, runbook_base=base)
+    assert own["links"] == [{"href": message()["runbook_url"], "text": "Runbook"}]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("event", ["trigger", "acknowledge", "resolve", "escalate", "test"])
+def test_every_kind_renders_every_event(kind: str, event: str) -> None:
+    body = render(kind, event, [message(), message(id=8)], AT)
+    text = json.dumps(body, ensure_ascii=False)
+    if kind == "pagerduty" and event in ("acknowledge", "resolve"):
+        assert body["event_action"] == event
+        return
+    label = {
+        "trigger": "FIRING",
+        "acknowledge": "ACKNOWLEDGED",
+        "resolve": "RESOLVED",
+        "escalate": "ESCALATED",
+        "test": "TEST",
+    }[event]
+    if kind == "webhook":
+        assert (
+            body["type"]
+            == "alert."
+            + {
+                "trigger": "triggered",
+                "acknowledge": "acknowledged",
+                "resolve": "resolved",
+                "escalate": "escalated",
+                "test": "test",
+            }[event]
+        )
+    else:
+        assert label in text
+
+
+def test_the_event_detail_is_shown_escaped_where_a_channel_has_text() -> None:
+    m = message(event_detail="level 2 of 5: <!channel> @here <script>x</script>\x07")
+    slack = json.dumps(render("slack", "escalate", [m], AT))
+    assert "level 2 of 5: &lt;!channel&gt;" in slack and "\\u0007" not in slack
+    fields = render("mattermost", "escalate", [m], AT)["attachments"][0]["fields"]
+    note = next(f["value"] for f in fields if f["title"] == "Note")
+    assert "@here" not in note and note.startswith("level 2 of 5")
+    mail = render("email", "escalate", [m], AT)
+    assert "Note: level 2 of 5: <!channel>" in mail["text"] and "\x07" not in mail["text"]
+    assert "<td>level 2 of 5: &lt;!channel&gt; @here &lt;script&gt;" in mail["html"]
+    assert "Note: level 2 of 5" in render("inbox", "escalate", [m], AT)["body"]
+    pd = render("pagerduty", "escalate", [m], AT)["payload"]["custom_details"]
+    assert pd["note"].startswith("level 2 of 5") and "\x07" not in pd["note"]
+    assert "Note" not in json.dumps(render("slack", "trigger", [message(event_detail=None)], AT))

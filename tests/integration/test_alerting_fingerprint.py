@@ -1,0 +1,30 @@
+"""The SQL and Python fingerprints of a label set agree, and raising stores that fingerprint."""
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from alert_delivery.alerting.labels import fingerprint, legacy_labels
+from tests.support.alerting import alert
+
+LABEL_SETS = [
+    {"a": "1"},
+    {"b": "x", "a": "y", "A": "z", "_": ""},
+    {"alertname": "Down", "job": "api", "instance": "10.0.0.1:9100"},
+    {"name": "tïtle ☃", "other": "a\x1fb\x1ec"},
+    {f"l{i}": str(i) for i in range(64)},
+]
+
+
+@pytest.mark.parametrize("labels", LABEL_SETS)
+def test_fingerprints_agree(conn: psycopg.Connection, labels: dict[str, str]) -> None:
+    row = conn.execute("SELECT alert_delivery.labels_fingerprint(%s)", (Jsonb(labels),)).fetchone()
+    assert row == (fingerprint(labels),)
+
+
+def test_raising_stores_the_label_set_fingerprint(conn: psycopg.Connection) -> None:
+    raised = alert(conn)
+    stored = conn.execute(
+        "SELECT fingerprint FROM alert_delivery.alerts WHERE alert_id = %s", (raised.alert_id,)
+    ).fetchone()
+    assert stored == (fingerprint(legacy_labels("test", "merge", "STATISTICAL", "CRITICAL")),)
