@@ -101,12 +101,12 @@ def insert_alerts(conn: psycopg.Connection, count: int = 1, **overrides: Any) ->
     marks = ", ".join(["%s"] * len(fields))
     ids: list[int] = []
     with conn.transaction():
-        conn.execute("SELECT set_config('alert_delivery.raising', 'on', true)")
         for _ in range(count):
             row = conn.execute(
                 (
-                    f"INSERT INTO alert_delivery.alerts (fingerprint, {cols})"
-                    f" VALUES (md5(random()::text) || md5(random()::text), {marks})"
+                    f"INSERT INTO alert_delivery.alerts (fingerprint, content_hash, {cols})"
+                    f" VALUES (md5(random()::text) || md5(random()::text), md5(random()::text),"
+                    f" {marks})"
                     " RETURNING alert_id"
                 ).encode(),
                 list(fields.values()),
