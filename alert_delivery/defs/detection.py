@@ -40,9 +40,10 @@ class AnomaliesConfig(dg.Config):
 
 
 class CorrelationsConfig(dg.Config):
-    lookback_hours: int = 24
-    min_samples: int = 6
-    strong_r: float = 0.75
+    lookback_hours: int = CorrelationSettings.lookback_hours
+    min_samples: int = CorrelationSettings.min_samples
+    strong_r: float = CorrelationSettings.strong_r
+    """Pearson r from which a pair of co-degrading operations is a bottleneck (0 < r <= 1)."""
 
 
 def _window_end(text: str) -> datetime:
