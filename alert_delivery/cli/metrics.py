@@ -87,6 +87,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     )
     for error in run.errors:
         print(f"  {error['operation']}: {error['reason']}", file=sys.stderr)
+    if run.alert:
+        print(f"  alert {run.alert.alert_id} BASELINE_RECALC_ERROR: {run.alert.outcome}")
     return 0 if run.status == "succeeded" else 1
 
 

@@ -5,6 +5,7 @@ metadata a user reads in the UI and report the data-quality checks.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -40,9 +41,10 @@ class AnomaliesConfig(dg.Config):
 
 
 class CorrelationsConfig(dg.Config):
-    lookback_hours: int = 24
-    min_samples: int = 6
-    strong_r: float = 0.75
+    lookback_hours: int = CorrelationSettings.lookback_hours
+    min_samples: int = CorrelationSettings.min_samples
+    strong_r: float = CorrelationSettings.strong_r
+    """Pearson r from which a pair of co-degrading operations is a bottleneck (0 < r <= 1)."""
 
 
 def _window_end(text: str) -> datetime:
@@ -89,17 +91,20 @@ def baselines(
         table = report.baselines_markdown(conn)
     for error in run.errors:
         context.log.warning("%s: %s", error["operation"], error["reason"])
+    metadata: dict[str, Any] = {
+        "run_id": run.run_id,
+        "status": run.status,
+        "window_end": run.window_end.isoformat(),
+        "updated": len(run.updated),
+        "kept_previous": len(run.kept),
+        "skipped": len(run.skipped),
+        "failed": len(run.failed),
+        "baselines": dg.MetadataValue.md(table),
+    }
+    if run.alert:  # a failed or partial run raised a BASELINE_RECALC_ERROR alert: name it
+        metadata |= {"alert_id": run.alert.alert_id, "alert_outcome": run.alert.outcome}
     return dg.MaterializeResult(
-        metadata={
-            "run_id": run.run_id,
-            "status": run.status,
-            "window_end": run.window_end.isoformat(),
-            "updated": len(run.updated),
-            "kept_previous": len(run.kept),
-            "skipped": len(run.skipped),
-            "failed": len(run.failed),
-            "baselines": dg.MetadataValue.md(table),
-        },
+        metadata=metadata,
         check_results=results,
     )
 

@@ -3,6 +3,9 @@
 Each operation is computed in its own savepoint, so one failure never stops the others. The run
 is recorded in ``baseline_runs``; every replaced baseline leaves a ``baseline_history`` row with
 the percent change, and a ``baseline_versions`` row keyed by its window (what detection reads).
+A run that updated nothing is ``failed``, one that updated some operations but failed or skipped
+others ``partial``; either raises a ``BASELINE_RECALC_ERROR`` alert (WARNING) through the
+producer API, so a stale baseline never goes unnoticed.
 """
 
 import math
@@ -15,8 +18,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alert_delivery.alerting.producer import RaiseResult, raise_alert
 from alert_delivery.db import query
 from alert_delivery.detection.settings import BaselineSettings
+from alert_delivery.errors import AlertDeliveryError
+
+ALERT_TYPE = "BASELINE_RECALC_ERROR"
+ALERT_SOURCE = "detection"
+ALERT_OPERATION = "baselines"
+_LISTED_ERRORS = 5
 
 
 @dataclass(frozen=True)
@@ -41,12 +51,17 @@ class BaselineRun:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    alert: RaiseResult | None = None
+    """The ``BASELINE_RECALC_ERROR`` alert a failed or partial run raised."""
 
     @property
     def status(self) -> str:
-        if not (self.failed or self.skipped):
-            return "succeeded"
-        return "partial" if self.updated else "failed"
+        """``failed`` when no baseline was updated (no operation, too few samples everywhere,
+        every operation failed or skipped); ``partial`` when some were but others failed or were
+        skipped; ``succeeded`` otherwise (kept ones are not failures: they lack samples)."""
+        if not self.updated:
+            return "failed"
+        return "partial" if self.failed or self.skipped else "succeeded"
 
 
 def validate_stats(stats: BaselineStats) -> str | None:
@@ -82,6 +97,51 @@ def _params(stats: BaselineStats, run: BaselineRun, days: int) -> dict[str, Any]
         "days": days,
         "run_id": run.run_id,
     }
+
+
+def baseline_alert(run: BaselineRun) -> dict[str, Any]:
+    """The producer API fields of the alert about a run that did not succeed."""
+    summary = (
+        f"{len(run.updated)} updated, {len(run.kept)} kept, {len(run.skipped)} skipped, "
+        f"{len(run.failed)} failed of {run.operations} operations"
+    )
+    listed = "; ".join(f"{e['operation']}: {e['reason']}" for e in run.errors[:_LISTED_ERRORS])
+    more = len(run.errors) - _LISTED_ERRORS
+    description = (
+        f"Baseline run {run.run_id} over [{run.window_start.isoformat()}, "
+        f"{run.window_end.isoformat()}) {run.status}: {summary}. Existing baselines stay "
+        f"active. {listed}{f' (and {more} more in baseline_runs.errors)' if more > 0 else ''}"
+    ).strip()
+    return {
+        "source": ALERT_SOURCE,
+        "operation_type": ALERT_OPERATION,
+        "alert_type": ALERT_TYPE,
+        "severity": "WARNING",
+        "title": f"Baseline recalculation {run.status}: {summary}",
+        "description": description,
+        "details": {
+            "run_id": run.run_id,
+            "status": run.status,
+            "window_start": run.window_start.isoformat(),
+            "window_end": run.window_end.isoformat(),
+            "operations": run.operations,
+            "updated": len(run.updated),
+            "kept": len(run.kept),
+            "skipped": len(run.skipped),
+            "failed": len(run.failed),
+            "errors": run.errors[:_LISTED_ERRORS],
+        },
+    }
+
+
+def _raise_run_alert(conn: psycopg.Connection, run: BaselineRun) -> None:
+    # In a savepoint: an alerting failure is recorded on the run, never loses the run's record.
+    try:
+        with conn.transaction():
+            run.alert = raise_alert(conn, **baseline_alert(run))
+    except (AlertDeliveryError, psycopg.Error) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        run.errors.append({"operation": ALERT_OPERATION, "reason": f"{ALERT_TYPE} alert: {first}"})
 
 
 def _window_stats(
@@ -160,7 +220,8 @@ def recalculate_baselines(
     """Recalculate every operation's baseline over ``[window_end - window_days, window_end)``.
 
     Operations left when ``time_budget_s`` is used up are reported as skipped. The caller owns the
-    transaction (commit after).
+    transaction (commit after). A run that does not succeed raises a ``BASELINE_RECALC_ERROR``
+    alert in that transaction.
     """
     settings = settings or BaselineSettings()
     started = clock()
@@ -193,6 +254,16 @@ def recalculate_baselines(
             run.failed.append(op)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             run.errors.append({"operation": op, "reason": first})
+    if not operations:
+        run.errors.append(
+            {
+                "operation": "(none)",
+                "reason": "no operation to recalculate: performance_metrics is empty and no "
+                "baseline exists",
+            }
+        )
+    if run.status != "succeeded":
+        _raise_run_alert(conn, run)
     conn.execute(
         query("detection", "finish_baseline_run"),
         {

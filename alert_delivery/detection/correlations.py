@@ -37,12 +37,14 @@ class CorrelationResult:
     partition_start: datetime
     window_start: datetime
     window_end: datetime
+    strong_r: float
+    """The run's ``CorrelationSettings.strong_r``: what ``strong`` and the bottlenecks used."""
     pairs: list[Correlation] = field(default_factory=list)
     operations: int = 0
 
     @property
     def strong(self) -> list[Correlation]:
-        return [c for c in self.pairs if c.pearson_r >= 0.75]
+        return [c for c in self.pairs if c.pearson_r >= self.strong_r]
 
     @property
     def bottlenecks(self) -> list[Correlation]:
@@ -128,7 +130,7 @@ def detect_correlations(
     """
     settings = settings or CorrelationSettings()
     window_start = partition_end - timedelta(hours=settings.lookback_hours)
-    result = CorrelationResult(partition_start, window_start, partition_end)
+    result = CorrelationResult(partition_start, window_start, partition_end, settings.strong_r)
     with conn.transaction():
         ensure_rollups(conn, window_start, partition_end)
         series: dict[str, dict[datetime, float]] = {}

@@ -1,5 +1,6 @@
 """Detection thresholds as frozen data: defaults here, overridden by run config or callers."""
 
+import math
 from dataclasses import dataclass, field
 
 from alert_delivery.errors import InvalidInput
@@ -54,6 +55,12 @@ class AnomalySettings:
 
 @dataclass(frozen=True)
 class CorrelationSettings:
+    """A pair of operations is strong when its Pearson r reaches ``strong_r``; a strong pair whose
+    operations both degraded in the partition gets a bottleneck type (and an alert).
+
+    ``strong_r`` is the ``correlations`` asset's run config (Dagster launchpad or schedule).
+    """
+
     lookback_hours: int = 24
     min_samples: int = 6
     strong_r: float = 0.75
@@ -67,5 +74,8 @@ class CorrelationSettings:
             )
         if self.min_samples < 4:
             raise InvalidInput(f"must be at least 4, got {self.min_samples}", where="min_samples")
-        if not 0 < self.strong_r <= 1:
-            raise InvalidInput(f"must be in (0, 1], got {self.strong_r}", where="strong_r")
+        if not (math.isfinite(self.strong_r) and 0 < self.strong_r <= 1):
+            raise InvalidInput(
+                f"must be a finite number with 0 < r <= 1, got {self.strong_r!r}",
+                where="strong_r",
+            )

@@ -6,12 +6,29 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from alert_delivery.detection.baselines import recalculate_baselines
+from alert_delivery.alerting.from_detection import alerts_from_partition
+from alert_delivery.detection.baselines import ALERT_TYPE, recalculate_baselines
 from alert_delivery.detection.settings import BaselineSettings
 from alert_delivery.errors import InvalidInput
-from tests.support.detection import NOW, load
+from tests.support.detection import HOUR, NOW, load
 
 OPS = ["merge", "commit", "branch_create", "object_store_put"]
+
+
+def recalc_alerts(conn: psycopg.Connection) -> list[tuple[object, ...]]:
+    return conn.execute(
+        b"SELECT alert_id, source, operation_type, severity, status, occurrences, title,"
+        b" description, payload FROM alert_delivery.alerts WHERE alert_type = %s ORDER BY 1",
+        (ALERT_TYPE,),
+    ).fetchall()
+
+
+def run_record(conn: psycopg.Connection, run_id: int) -> tuple[object, ...] | None:
+    return conn.execute(
+        b"SELECT status, operations, updated, kept, skipped, failed, errors"
+        b" FROM alert_delivery.baseline_runs WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
 
 
 def baselines(conn: psycopg.Connection) -> dict[str, tuple[float, ...]]:
@@ -49,6 +66,44 @@ def test_baselines_match_the_window_and_record_the_run(conn: psycopg.Connection)
         b"SELECT count(*) FROM alert_delivery.baseline_versions WHERE window_end = %s", (NOW,)
     ).fetchone()
     assert versions == (4,)
+    assert run.alert is None and recalc_alerts(conn) == []
+
+
+def test_empty_metrics_fail_the_run_and_raise_one_alert(conn: psycopg.Connection) -> None:
+    run = recalculate_baselines(conn, window_end=NOW)
+    assert run.status == "failed" and run.operations == 0 and run.updated == []
+    record = run_record(conn, run.run_id)
+    assert record is not None and record[:6] == ("failed", 0, 0, 0, 0, 0)
+    (error,) = record[6]
+    assert "performance_metrics is empty" in error["reason"]
+    (stored,) = recalc_alerts(conn)
+    assert run.alert is not None and run.alert.alert_id == stored[0]
+    assert stored[1:6] == ("detection", "baselines", "WARNING", "firing", 1)
+    assert "Baseline recalculation failed: 0 updated" in str(stored[6])
+    assert f"Baseline run {run.run_id} " in str(stored[7])
+    # The next failing run is the same open alert, counted, not a second one.
+    again = recalculate_baselines(conn, window_end=NOW + timedelta(days=1))
+    assert again.alert is not None and again.alert.alert_id == run.alert.alert_id
+    assert [row[5] for row in recalc_alerts(conn)] == [2]
+
+
+def test_too_few_samples_everywhere_is_a_failed_run(conn: psycopg.Connection) -> None:
+    load(conn, hours=8 * 24, rows_per_hour=2, operations=["merge", "commit"])
+    conn.execute(b"DELETE FROM alert_delivery.performance_metrics WHERE metric_id % 50 <> 0")
+    run = recalculate_baselines(conn, window_end=NOW)
+    assert run.status == "failed" and sorted(run.kept) == ["commit", "merge"]
+    record = run_record(conn, run.run_id)
+    assert record is not None and record[:6] == ("failed", 2, 0, 2, 0, 0)
+    (stored,) = recalc_alerts(conn)
+    assert "0 updated, 2 kept" in str(stored[6]) and "samples < 10" in str(stored[7])
+
+
+def test_hourly_detection_alerts_leave_the_baseline_alert_open(conn: psycopg.Connection) -> None:
+    run = recalculate_baselines(conn, window_end=NOW - timedelta(days=1))
+    assert run.alert is not None
+    # Auto-resolve clears detection alerts of earlier partitions: this one has no partition.
+    alerts_from_partition(conn, NOW, NOW + HOUR)
+    assert [row[4] for row in recalc_alerts(conn)] == ["firing"]
 
 
 def test_history_rows_carry_the_percent_change(conn: psycopg.Connection) -> None:
@@ -84,7 +139,7 @@ def test_too_few_samples_keep_the_previous_baseline(conn: psycopg.Connection) ->
         (NOW - timedelta(hours=2),),
     )
     run = recalculate_baselines(conn, window_end=NOW)
-    assert run.status == "succeeded"
+    assert run.status == "succeeded" and run.alert is None
     assert sorted(run.kept) == ["commit", "tag_create"] and run.updated == ["merge"]
     assert baselines(conn)["commit"] == kept
     assert "tag_create" not in baselines(conn)
@@ -116,6 +171,26 @@ def test_one_failing_operation_does_not_stop_the_others(conn: psycopg.Connection
     assert "commit" not in baselines(conn) and len(baselines(conn)) == 3
     history = conn.execute(b"SELECT count(*) FROM alert_delivery.baseline_history").fetchone()
     assert history == (3,)
+    (stored,) = recalc_alerts(conn)
+    assert "partial: 3 updated" in str(stored[6]) and "disk full for commit" in str(stored[7])
+
+
+def test_every_upsert_failing_is_a_failed_run(conn: psycopg.Connection) -> None:
+    load(conn, hours=8 * 24, rows_per_hour=2, operations=OPS)
+    conn.execute(
+        b"CREATE FUNCTION alert_delivery.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+        b" BEGIN RAISE EXCEPTION 'disk full'; END $$"
+    )
+    conn.execute(
+        b"CREATE TRIGGER refuse BEFORE INSERT ON alert_delivery.baselines"
+        b" FOR EACH ROW EXECUTE FUNCTION alert_delivery.refuse()"
+    )
+    run = recalculate_baselines(conn, window_end=NOW)
+    assert run.status == "failed" and sorted(run.failed) == sorted(OPS)
+    record = run_record(conn, run.run_id)
+    assert record is not None and record[:6] == ("failed", 4, 0, 0, 0, 4)
+    (stored,) = recalc_alerts(conn)
+    assert "failed: 0 updated, 0 kept, 0 skipped, 4 failed of 4" in str(stored[6])
 
 
 def test_time_budget_skips_the_remaining_operations(conn: psycopg.Connection) -> None:

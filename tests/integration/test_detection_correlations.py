@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 import psycopg
 
 from alert_delivery.detection import synthetic
+from alert_delivery.detection.anomalies import detect_anomalies
 from alert_delivery.detection.bottlenecks import RECOMMENDATIONS
 from alert_delivery.detection.correlations import detect_correlations
+from alert_delivery.detection.settings import CorrelationSettings
 from tests.support.detection import HOUR, NOW, by_hour, load, ramp, run_partition, snapshot
 
 OPS = ["object_store_put", "pack_write", "merge", "wal_flush", "commit", "branch_create"]
@@ -108,3 +110,37 @@ def test_backfill_gives_exactly_the_live_results(conn: psycopg.Connection) -> No
     for hour in backfill:
         run_partition(conn, hour)
     assert snapshot(conn) == live
+
+
+def test_strong_r_from_settings_decides_which_pairs_get_a_bottleneck(
+    conn: psycopg.Connection,
+) -> None:
+    load(conn, operations=OPS, spikes=degrading_spikes())
+    detect_anomalies(conn, LAST, NOW)
+    default = detect_correlations(conn, LAST, NOW)
+    classified = {(c.operation_a, c.operation_b): c.pearson_r for c in default.bottlenecks}
+    assert len(set(classified.values())) >= 2, classified
+    # Between the weakest and the strongest classified pair: some keep their type, some lose it.
+    threshold = (min(classified.values()) + max(classified.values())) / 2
+    assert threshold > 0.75
+    stricter = detect_correlations(conn, LAST, NOW, CorrelationSettings(strong_r=threshold))
+    expected = {pair for pair, r in classified.items() if r >= threshold}
+    assert expected and expected != set(classified)
+    assert stored_bottlenecks(conn) == expected
+    assert {(c.operation_a, c.operation_b) for c in stricter.bottlenecks} == expected
+    assert stricter.strong_r == threshold
+    assert all(c.pearson_r >= threshold for c in stricter.strong)
+    assert len(stricter.strong) < len(default.strong)
+    # Same pairs stored either way: the threshold changes classification, not the r rows.
+    assert len(stricter.pairs) == len(default.pairs) == 15
+    detect_correlations(conn, LAST, NOW)
+    assert stored_bottlenecks(conn) == set(classified)
+
+
+def stored_bottlenecks(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    rows = conn.execute(
+        b"SELECT operation_a, operation_b FROM alert_delivery.correlations"
+        b" WHERE partition_start = %s AND bottleneck_type IS NOT NULL",
+        (LAST,),
+    ).fetchall()
+    return {(str(a), str(b)) for a, b in rows}

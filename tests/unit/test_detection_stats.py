@@ -174,6 +174,20 @@ def test_settings_bounds() -> None:
         CorrelationSettings(lookback_hours=1)
 
 
+@pytest.mark.parametrize("r", [0.0, -0.5, 1.0000001, 2.0, math.nan, math.inf, -math.inf])
+def test_strong_r_outside_0_to_1_or_not_finite_is_one_line_naming_it(r: float) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        CorrelationSettings(strong_r=r)
+    message = str(caught.value)
+    assert message.startswith("strong_r: must be a finite number with 0 < r <= 1, got ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("r", [1e-9, 0.5, 0.75, 1.0])
+def test_strong_r_in_range_is_accepted(r: float) -> None:
+    assert CorrelationSettings(strong_r=r).strong_r == r
+
+
 def test_markdown_and_sparkline() -> None:
     table = markdown_table(("a", "b"), [("x", 1.234), ("y", None)])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23 |", "| y | - |"]
