@@ -36,7 +36,7 @@ from bench.common import BenchContext, BenchRow, percentile
 N_DELIVERIES = 10_000
 N_WEBHOOKS = 50
 LATENCY_RATE = 200
-THROUGHPUT_ROUNDS = 3
+THROUGHPUT_ROUNDS = 5
 LATENCY_SECONDS = 10
 WORKER_ARGS = ["-m", "alert_delivery", "worker", "--id", "bench-worker", "--poll-interval", "1"]
 BODY = {"text": "x" * 200, "severity": "WARNING", "operation": "merge"}
@@ -128,7 +128,8 @@ def _register(db_url: str, port: int, settings_env: dict[str, str], n: int) -> l
             kind="webhook",
             url=f"http://127.0.0.1:{port}/hook/{i}",
             settings=settings,
-            rate_limit_per_s=1_000_000.0,
+            # The highest rate a webhook may have (limits.py): the bucket never binds here.
+            rate_limit_per_s=100_000.0,
         ).webhook_id
         for i in range(n)
     ]
@@ -210,9 +211,9 @@ def _queue_new_rows(conn: psycopg.Connection, hooks: list[int]) -> None:
     with conn.transaction():
         conn.execute("SELECT set_config('alert_delivery.raising', 'on', true)")
         conn.execute(
-            "INSERT INTO alert_delivery.alerts (fingerprint, source, operation_type, alert_type,"
-            " severity, title, description, payload)"
-            " SELECT md5(g::text) || md5('fp' || g), 'detection', 'merge-' || (g %% 40),"
+            "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,"
+            " alert_type, severity, title, description, payload)"
+            " SELECT md5(g::text) || md5('fp' || g), md5('c' || g), 'detection', 'merge-' || (g %% 40),"
             " 'STATISTICAL', 'WARNING', 'merge-' || (g %% 40) || ': statistical latency anomaly',"
             " 'mean 912.4 ms is 4.2 standard deviations above the 7-day baseline of 210.0 ms;'"
             " || ' p99 2410.0 ms is 3.1x the baseline p99', jsonb_build_object("
@@ -234,30 +235,36 @@ def _queue_new_rows(conn: psycopg.Connection, hooks: list[int]) -> None:
 
 
 def _bench_throughput(ctx: BenchContext, port: int, env: dict[str, str]) -> list[BenchRow]:
-    """Best of THROUGHPUT_ROUNDS rounds for the engine and for the bare loop alike: the 2-core
-    machine is shared, and a neighbour's burst otherwise decides the ratio. The note also gives
-    the median round's ratio."""
+    """THROUGHPUT_ROUNDS interleaved rounds (engine, then the bare loop, on a fresh database each
+    round): the 2-core machine is shared, so the rows give the median round and the range."""
     rounds = []
     for _ in range(THROUGHPUT_ROUNDS):
         ctx.settle()
         rounds.append(_throughput_round(ctx.fresh_database(), port, env))
-    delivered, seconds, logged, _ = min(rounds, key=lambda r: r[1])
-    bare_seconds = min(r[3] for r in rounds)
-    engine_rate, bare_rate = delivered / seconds, N_DELIVERIES / bare_seconds
-    share = engine_rate / bare_rate
-    median_share = statistics.median(r[3] / r[1] * r[0] / N_DELIVERIES for r in rounds)
-    best = f"best of {THROUGHPUT_ROUNDS}"
+    engine_rates = sorted(r[0] / r[1] for r in rounds)
+    bare_rates = sorted(N_DELIVERIES / r[3] for r in rounds)
+    shares = sorted(r[0] / r[1] / (N_DELIVERIES / r[3]) for r in rounds)
+    engine_rate, bare_rate = statistics.median(engine_rates), statistics.median(bare_rates)
+    share = statistics.median(shares)
+    logged = min(r[2] for r in rounds)
+    spread = f"median of {THROUGHPUT_ROUNDS} interleaved rounds"
     return [
         BenchRow(
             f"delivery: engine, {N_WEBHOOKS} webhooks, logged",
-            delivered,
-            seconds,
+            N_DELIVERIES,
+            N_DELIVERIES / engine_rate,
             target=">= 4,000/s and >= 75 % of bare",
             met=engine_rate >= 4000 and share >= 0.75 and all(r[2] == N_DELIVERIES for r in rounds),
-            note=f"{share:.0%} of bare ({median_share:.0%} in the median round), "
-            f"{logged} log rows, {best}, load {os.getloadavg()[0]:.1f}",
+            note=f"{share:.0%} of bare (rounds {shares[0]:.0%}-{shares[-1]:.0%}), "
+            f"{engine_rates[0]:.0f}-{engine_rates[-1]:.0f}/s, {logged} log rows, {spread}, "
+            f"load {os.getloadavg()[0]:.1f}",
         ),
-        BenchRow("delivery: bare aiohttp loop (ceiling)", N_DELIVERIES, bare_seconds, note=best),
+        BenchRow(
+            "delivery: bare aiohttp loop (ceiling)",
+            N_DELIVERIES,
+            N_DELIVERIES / bare_rate,
+            note=f"{bare_rates[0]:.0f}-{bare_rates[-1]:.0f}/s, {spread}",
+        ),
     ]
 
 
