@@ -12,6 +12,8 @@ class Verdict(Enum):
     RETRY = "retry"
     PERMANENT = "permanent"
     GONE = "gone"
+    THROTTLED = "throttled"
+    """429: the receiver asks us to slow down. Not a failure: the breaker does not count it."""
 
 
 @dataclass(slots=True)
@@ -25,10 +27,13 @@ class Attempt:
 
 
 def classify_status(status: int) -> Verdict:
-    """2xx delivered; 408, 429, 5xx retry; 410 gone; 3xx (never followed) and other 4xx final."""
+    """2xx delivered; 429 throttled; 408, 5xx retry; 410 gone; 3xx (never followed) and other
+    4xx final."""
     if 200 <= status < 300:
         return Verdict.DELIVERED
-    if status in (408, 429) or status >= 500:
+    if status == 429:
+        return Verdict.THROTTLED
+    if status == 408 or status >= 500:
         return Verdict.RETRY
     if status == 410:
         return Verdict.GONE
@@ -41,9 +46,20 @@ def status_error(status: int) -> str | None:
         return None
     if verdict is Verdict.GONE:
         return "HTTP 410 Gone: the receiver asked us to stop; webhook disabled"
+    if verdict is Verdict.THROTTLED:
+        return "HTTP 429: throttled by the receiver"
     if 300 <= status < 400:
         return f"HTTP {status}: redirects are not followed"
     return f"HTTP {status}"
+
+
+def throttle_delay(policy: RetryPolicy, attempt: Attempt, attempts: int) -> float:
+    """How long a 429 holds its webhook: ``Retry-After`` (capped), else the retry schedule's
+    step (its last one once the schedule is used up). Throttling never dead-letters a row."""
+    if attempt.retry_after_s is not None:
+        return max(0.0, min(attempt.retry_after_s, policy.retry_after_cap_s))
+    step = min(max(attempts, 1), len(policy.schedule_s))
+    return next_delay(policy, step) or 1.0
 
 
 def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
@@ -51,6 +67,9 @@ def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
     status, delay, event, error = "dead", 0.0, "dead_lettered", attempt.error
     if attempt.verdict is Verdict.DELIVERED:
         status, event = "delivered", "delivered"
+    elif attempt.verdict is Verdict.THROTTLED:
+        status, event = "pending", "throttled"
+        delay = throttle_delay(policy, attempt, row.attempts + 1)
     elif attempt.verdict is Verdict.RETRY:
         wait = next_delay(policy, row.attempts + 1, retry_after_s=attempt.retry_after_s)
         if wait is not None:
@@ -71,12 +90,16 @@ def decide(row: Claimed, attempt: Attempt, policy: RetryPolicy) -> Outcome:
 
 
 def account(delta: HealthDelta, attempt: Attempt) -> None:
-    """Breaker bookkeeping in completion order: only retryable failures count against it."""
+    """Breaker bookkeeping in completion order: only retryable failures count against it; a 429
+    neither counts nor resets (the webhook's throttle is set apart, see ``Breakers``)."""
     if attempt.latency_ms is not None and attempt.status is not None:
         delta.latencies.append(attempt.latency_ms)
     if attempt.verdict is Verdict.DELIVERED:
         delta.ok += 1
         delta.reset, delta.trailing = True, 0
+        return
+    if attempt.verdict is Verdict.THROTTLED:
+        delta.throttled += 1
         return
     delta.failed += 1
     delta.error = attempt.error

@@ -173,11 +173,18 @@ def set_active(db_url: str, name: str, active: bool, reason: str | None = None) 
             (active, None if active else (reason or "disabled by operator"), webhook_id),
         )
         if active:
-            # A re-enabled webhook starts with a closed breaker and a fresh record.
+            # A re-enabled webhook starts with a closed breaker and a fresh record; a pause by
+            # the engine ends, and its waiting rows are due at once.
             conn.execute(
                 "UPDATE alert_delivery.webhook_health SET breaker_state = 'closed',"
-                " consecutive_failures = 0, breaker_opened_at = NULL, status = 'healthy'"
-                " WHERE webhook_id = %s",
+                " consecutive_failures = 0, breaker_opened_at = NULL, status = 'healthy',"
+                " throttled_until = NULL, bucket_empty = false, paused_at = NULL,"
+                " paused_reason = NULL WHERE webhook_id = %s",
+                (webhook_id,),
+            )
+            conn.execute(
+                "UPDATE alert_delivery.delivery_queue SET next_attempt_at = now()"
+                " WHERE webhook_id = %s AND status = 'pending' AND next_attempt_at > now()",
                 (webhook_id,),
             )
     return webhook_id

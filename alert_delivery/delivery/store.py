@@ -1,4 +1,5 @@
-"""Async queue access: claim, breaker/bucket permits, outcomes (sql/queries/delivery.sql)."""
+"""Async queue access: claim and permits (sql/queries/delivery.sql), outcomes in small groups,
+the shared breaker and counters (sql/queries/delivery_outcomes.sql)."""
 
 import json
 from collections.abc import Sequence
@@ -47,8 +48,17 @@ class Claimed:
     messages: list[Any] | None = None
     """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise.
     (The claim sends the messages of all its new rows on its first row; they are shared out.)"""
+    probe: bool = False
+    """The shared breaker is half-open and this claim holds its one probe (the granted row)."""
+    breaker: str = "closed"
+    """The shared breaker state after this claim's permit, and the shared failure count."""
+    failures: int = 0
+    paused: str | None = None
+    """Why the engine paused this (inactive) webhook: its rows wait instead of dying."""
     error: str | None = None
     """Why the row cannot be sent at all (it is dead-lettered), e.g. ``cannot render: ...``."""
+    rendered: bool = False
+    """The body was rendered at this claim: it is stored with the row's first outcome."""
 
 
 @dataclass(slots=True)
@@ -64,6 +74,8 @@ class Outcome:
     http_status: int | None = None
     error: str | None = None
     latency_ms: float | None = None
+    body: str | None = None
+    """A body rendered at this claim, stored with this (the row's first) outcome."""
 
 
 @dataclass
@@ -74,6 +86,19 @@ class HealthDelta:
     trailing: int = 0
     latencies: list[float] = field(default_factory=list)
     error: str | None = None
+    deferred: int = 0
+    throttled: int = 0
+    throttle_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBreaker:
+    """A webhook's breaker in webhook_health as a group's record left it."""
+
+    webhook_id: int
+    state: str
+    failures: int
+    open_for_s: float
 
 
 async def claim(
@@ -84,13 +109,16 @@ async def claim(
     lease_s: float,
     min_age_s: float = 0.0,
     cooldown_s: float = 60.0,
+    only: int | None = None,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due rows; each carries its webhook's permit from the same statement."""
+    """Lease up to ``limit`` due rows; each carries its webhook's permit from the same statement.
+    ``only`` restricts the claim to one webhook (looking for the one that makes claims fail)."""
     cur = await conn.execute(
         query("delivery", "claim"),
         {
             "limit": int(limit),
             "worker_id": worker_id,
+            "only": only,
             # Always floats: the prepared statement is kept per parameter types.
             "lease_s": float(lease_s),
             "min_age_s": float(min_age_s),
@@ -133,22 +161,8 @@ async def claim(
             f.active,
         )
         row.granted, row.wait_s = f.granted, f.wait_s
+        row.probe, row.breaker, row.failures, row.paused = f.probe, f.breaker, f.failures, f.paused
     return claimed
-
-
-async def write_bodies(
-    conn: psycopg.AsyncConnection[Any], ids: Sequence[int], bodies: Sequence[str]
-) -> int:
-    """Store the bodies rendered at a claim (one statement); returns how many rows took theirs."""
-    cur = await conn.execute(
-        query("delivery", "write_bodies"), {"ids": list(ids), "bodies": list(bodies)}, prepare=True
-    )
-    return max(cur.rowcount, 0)
-
-
-async def stored_bodies(conn: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> dict[int, str]:
-    cur = await conn.execute(query("delivery", "stored_bodies"), {"ids": list(ids)})
-    return {int(i): str(b) for i, b in await cur.fetchall() if b is not None}
 
 
 async def prepare(
@@ -163,14 +177,9 @@ async def prepare(
     outcome batches. The first real claim otherwise paid about 9 ms of planning and catalog
     loading, which is the first alert's latency in a freshly started worker."""
     await claim(claim_conn, limit=0, worker_id=worker_id, lease_s=lease_s, cooldown_s=cooldown_s)
-    await write_bodies(claim_conn, [], [])
-    await conn.execute(
-        query("delivery", "record"),
-        {"outcomes": "[]", "worker_id": worker_id, "run_id": None},
-        prepare=True,
-    )
-    await conn.execute(
-        query("delivery", "record_health"), {"health": "[]", "threshold": 0}, prepare=True
+    await record(conn, [], {}, worker_id=worker_id, run_id=None, breaker_threshold=0, plan=True)
+    await record_health(
+        conn, {}, breaker_threshold=0, cooldown_s=cooldown_s, worker_id=worker_id, plan=True
     )
 
 
@@ -189,10 +198,13 @@ async def record(
     worker_id: str,
     run_id: str | None,
     breaker_threshold: int,
-) -> int:
-    """Write every outcome with its log row (one durable statement), then the health counters."""
-    if not outcomes:
-        return 0
+    cooldown_s: float = 60.0,
+    plan: bool = False,
+) -> tuple[int, list[SharedBreaker]]:
+    """Write a group's outcomes with their log rows (one durable statement), then the health
+    counters; returns how many rows were written and the breakers as they now are."""
+    if not outcomes and not plan:
+        return 0, []
     # Positional, in the order record's SQL reads them: encoding tuples costs half of what
     # objects with keys do, and this runs for every delivery.
     rows = [
@@ -208,22 +220,43 @@ async def record(
         )
         for o in outcomes
     ]
+    with_body = [o for o in outcomes if o.body is not None]
     cur = await conn.execute(
-        query("delivery", "record"),
-        {"outcomes": _json(rows), "worker_id": worker_id, "run_id": run_id},
+        query("delivery_outcomes", "record"),
+        {
+            "outcomes": _json(rows),
+            "body_ids": [o.delivery_id for o in with_body],
+            "bodies": [o.body for o in with_body],
+            "worker_id": worker_id,
+            "run_id": run_id,
+        },
         prepare=True,
     )
     row = await cur.fetchone()
     written = int(row[0]) if row else 0
+    shared: list[SharedBreaker] = []
     if health:
-        await record_health(conn, health, breaker_threshold=breaker_threshold)
-    return written
+        shared = await record_health(
+            conn,
+            health,
+            breaker_threshold=breaker_threshold,
+            cooldown_s=cooldown_s,
+            worker_id=worker_id,
+        )
+    return written, shared
 
 
 async def record_health(
-    conn: psycopg.AsyncConnection[Any], health: dict[int, HealthDelta], *, breaker_threshold: int
-) -> None:
-    """Breaker state and counters per webhook; the rows stay locked only while this runs."""
+    conn: psycopg.AsyncConnection[Any],
+    health: dict[int, HealthDelta],
+    *,
+    breaker_threshold: int,
+    cooldown_s: float,
+    worker_id: str,
+    plan: bool = False,
+) -> list[SharedBreaker]:
+    """Breaker state, throttle and counters per webhook; the rows stay locked only while this
+    runs. Returns each webhook's breaker as it now is (other processes' failures included)."""
     rows = [
         {
             "webhook_id": webhook_id,
@@ -235,15 +268,26 @@ async def record_health(
             "lat_sum": sum(d.latencies),
             "lat_p95": _p95(d.latencies),
             "error": d.error,
+            "deferred": d.deferred,
+            "throttled": d.throttled,
+            "throttle_s": d.throttle_s,
         }
         # Sorted: health rows are locked in webhook_id order everywhere.
         for webhook_id, d in sorted(health.items())
     ]
-    await conn.execute(
-        query("delivery", "record_health"),
-        {"health": _json(rows), "threshold": breaker_threshold},
+    if not rows and not plan:
+        return []
+    cur = await conn.execute(
+        query("delivery_outcomes", "record_health"),
+        {
+            "health": _json(rows),
+            "threshold": breaker_threshold,
+            "cooldown_s": float(cooldown_s),
+            "worker_id": worker_id,
+        },
         prepare=True,
     )
+    return [SharedBreaker(int(w), str(s), int(f), float(o)) for w, s, f, o in await cur.fetchall()]
 
 
 # allow_nan=False: PostgreSQL's JSON has no NaN, better a clear error here than there.
@@ -259,9 +303,28 @@ async def endpoint_gone(
     run_id: str | None,
 ) -> None:
     await conn.execute(
-        query("delivery", "endpoint_gone"),
+        query("delivery_outcomes", "endpoint_gone"),
         {"webhook_id": webhook_id, "reason": reason, "worker_id": worker_id, "run_id": run_id},
     )
+
+
+async def pause_webhook(
+    conn: psycopg.AsyncConnection[Any],
+    webhook_id: int,
+    *,
+    reason: str,
+    worker_id: str,
+    run_id: str | None,
+) -> None:
+    await conn.execute(
+        query("delivery_outcomes", "pause_webhook"),
+        {"webhook_id": webhook_id, "reason": reason, "worker_id": worker_id, "run_id": run_id},
+    )
+
+
+async def due_webhooks(conn: psycopg.AsyncConnection[Any], *, limit: int = 1000) -> list[int]:
+    cur = await conn.execute(query("delivery_outcomes", "due_webhooks"), {"limit": limit})
+    return [int(r[0]) for r in await cur.fetchall()]
 
 
 async def insert_inbox(
