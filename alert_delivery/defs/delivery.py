@@ -46,12 +46,16 @@ class DeliverConfig(dg.Config):
 
 
 def _report(context: dg.OpExecutionContext, result: BatchResult) -> dg.Output[dict[str, int]]:
+    """Counts as run tags and metadata. A run that dead-lettered deliveries logs a WARNING per
+    webhook with the (redacted) reasons, puts the counts by reason in its metadata and fails,
+    so the UI shows it red; its outcomes are all recorded first."""
     counts = {
         "claimed": result.claimed,
         "delivered": result.delivered,
         "retrying": result.retrying,
         "dead": result.dead,
         "deferred": result.deferred,
+        "throttled": result.throttled,
     }
     tags = {f"alert_delivery/{k}": str(v) for k, v in counts.items()}
     if result.first_id is not None:
@@ -60,13 +64,26 @@ def _report(context: dg.OpExecutionContext, result: BatchResult) -> dg.Output[di
     context.instance.add_run_tags(context.run_id, tags)
     context.log.info(
         f"delivered {result.delivered}, retrying {result.retrying}, dead {result.dead}, "
-        f"deferred {result.deferred} of {result.claimed} claimed"
+        f"deferred {result.deferred}, throttled {result.throttled} of {result.claimed} claimed"
     )
     metadata: dict[str, dg.RawMetadataValue] = dict(counts)
     metadata["delivery_ids"] = (
         f"{result.first_id}-{result.last_id}" if result.first_id is not None else "none"
     )
-    return dg.Output(counts, metadata=metadata)
+    if not result.dead_reasons:
+        return dg.Output(counts, metadata=metadata)
+    by_webhook: dict[str, list[str]] = {}
+    for (webhook, reason), n in sorted(result.dead_reasons.items()):
+        by_webhook.setdefault(webhook, []).append(f"{n} x {reason}")
+        metadata[f"dead: {webhook}: {reason}"[:200]] = n
+    for webhook, reasons in by_webhook.items():
+        context.log.warning(f"webhook {webhook}: dead-lettered " + "; ".join(reasons))
+    raise dg.Failure(
+        description=f"{result.dead} of {result.claimed} deliveries dead-lettered "
+        f"({', '.join(sorted(by_webhook))}); see `alert-delivery dlq list`",
+        metadata=metadata,
+        allow_retries=False,
+    )
 
 
 def _deliver(

@@ -48,8 +48,10 @@ WITH cfg AS (
 ), cur AS (
     SELECT h.webhook_id, r.wanted, r.rate, h.breaker_state, h.breaker_opened_at,
            h.probe_leased_until, h.throttled_until, h.consecutive_failures, h.bucket_empty,
-           least(r.rate, coalesce(h.tokens, r.rate)
-                 + r.rate * extract(epoch FROM now() - coalesce(h.tokens_at, now()))) AS avail,
+           -- Between -rate and rate, whatever a corrupt tokens / tokens_at holds (NaN counts as
+           -- full: PostgreSQL orders it above every number), so a bucket always recovers.
+           least(r.rate, greatest(-r.rate, coalesce(h.tokens, r.rate)
+                 + r.rate * extract(epoch FROM now() - coalesce(h.tokens_at, now())))) AS avail,
            coalesce(h.throttled_until > now(), false) AS throttled,
            (h.breaker_state = 'open'
                 AND h.breaker_opened_at <= now() - make_interval(secs => %(cooldown_s)s))
@@ -60,11 +62,13 @@ WITH cfg AS (
     ORDER BY h.webhook_id
     FOR UPDATE OF h
 ), grant_ AS (
-    -- least() before the cast: whatever the bucket holds, the cast sees at most `wanted`.
+    -- Clamped before the cast: whatever the bucket holds (even +-Infinity or NaN, which a
+    -- corrupt tokens_at can produce), the cast sees a number between 0 and `wanted`.
     SELECT cur.*,
            CASE WHEN throttled THEN 0
-                WHEN breaker_state = 'closed' THEN greatest(0, least(wanted, floor(avail))::int)
-                WHEN probe_ok THEN greatest(0, least(1, floor(avail))::int)
+                WHEN breaker_state = 'closed'
+                    THEN greatest(0, least(wanted, floor(avail)))::int
+                WHEN probe_ok THEN greatest(0, least(1, floor(avail)))::int
                 ELSE 0 END AS granted
     FROM cur
 ), permit AS (
@@ -85,7 +89,8 @@ WITH cfg AS (
         NOT g.throttled AND g.probe_ok AND g.granted > 0 AS probe,
         h.breaker_state, g.consecutive_failures,
         h.bucket_empty AND NOT g.bucket_empty AS emptied,
-        CASE WHEN g.throttled
+        -- At most a day, and never NaN: what it defers must come back.
+        least(86400.0, coalesce(nullif(CASE WHEN g.throttled
                  THEN greatest(0.0, extract(epoch FROM g.throttled_until - now()))::float8
              WHEN g.breaker_state = 'closed' OR g.probe_ok
                  THEN greatest(0.0, (1.0 - (g.avail - g.granted)) / g.rate)
@@ -93,7 +98,7 @@ WITH cfg AS (
                  THEN greatest(0.0, extract(epoch FROM g.breaker_opened_at
                                     + make_interval(secs => %(cooldown_s)s) - now()))::float8
              ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
-        END AS wait_s
+        END, 'NaN'), 86400.0)) AS wait_s
 ), emptied AS (
     -- One log row when a webhook's bucket first empties, not one per deferred delivery.
     INSERT INTO alert_delivery.delivery_log (webhook_id, event, detail, worker_id)

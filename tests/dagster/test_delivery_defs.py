@@ -1,5 +1,7 @@
 """Dagster driver: definitions load, the sensor plans runs, deliver_pending and replay_dead run."""
 
+import logging
+
 import dagster as dg
 import psycopg
 
@@ -75,27 +77,63 @@ def test_sensor_launches_per_batch_and_respects_the_worker_grace(
 def test_deliver_pending_run_delivers_and_reports_counts(
     db_url: str, conn: psycopg.Connection, delivery_env: Settings
 ) -> None:
-    with serve(Receiver(always(200))) as ok, serve(Receiver(always(404))) as bad:
+    with serve(Receiver(always(200))) as ok:
         a = add_webhook(db_url, name="a", kind="webhook", url=ok.url, settings=delivery_env)
-        b = add_webhook(db_url, name="b", kind="webhook", url=bad.url, settings=delivery_env)
         ids = enqueue(conn, a.webhook_id, [{"i": 1}, {"i": 2}])
-        enqueue(conn, b.webhook_id, [{"i": 3}])
         instance = dg.DagsterInstance.ephemeral()
         result = deliver_pending.execute_in_process(resources=_resources(db_url), instance=instance)
         assert result.success
         assert len(ok.requests) == 2
     counts = result.output_for_node("deliver_due_rows")
-    assert counts == {"claimed": 3, "delivered": 2, "retrying": 0, "dead": 1, "deferred": 0}
+    assert counts == {
+        "claimed": 2,
+        "delivered": 2,
+        "retrying": 0,
+        "dead": 0,
+        "deferred": 0,
+        "throttled": 0,
+    }
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
     assert run.tags["alert_delivery/first_id"] == str(ids[0])
     assert run.tags["alert_delivery/delivered"] == "2"
-    assert run.tags["alert_delivery/dead"] == "1"
     logged = conn.execute(
         "SELECT DISTINCT run_id FROM alert_delivery.delivery_log WHERE delivery_id = %s",
         (ids[0],),
     ).fetchall()
     assert logged == [(run.run_id,)]
+
+
+def test_a_run_that_dead_letters_fails_with_warnings_and_counts_by_reason(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    with serve(Receiver(always(200))) as ok, serve(Receiver(always(404))) as bad:
+        a = add_webhook(db_url, name="a", kind="webhook", url=ok.url, settings=delivery_env)
+        b = add_webhook(db_url, name="b", kind="webhook", url=bad.url, settings=delivery_env)
+        enqueue(conn, a.webhook_id, [{"i": 1}, {"i": 2}])
+        enqueue(conn, b.webhook_id, [{"i": 3}, {"i": 4}])
+        instance = dg.DagsterInstance.ephemeral()
+        result = deliver_pending.execute_in_process(
+            resources=_resources(db_url), instance=instance, raise_on_error=False
+        )
+        assert len(ok.requests) == 2
+    assert not result.success, "a run that dead-letters is red in the UI"
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = failure.step_failure_data
+    assert data is not None and data.user_failure_data is not None
+    assert "2 of 4 deliveries dead-lettered (b)" in (data.user_failure_data.description or "")
+    metadata = data.user_failure_data.metadata
+    assert metadata["dead: b: HTTP 404"].value == 2
+    assert metadata["delivered"].value == 2
+    warnings = [
+        r.user_message
+        for r in instance.all_logs(result.run_id)
+        if r.level == logging.WARNING and "dead-lettered" in r.user_message
+    ]
+    assert warnings == ["webhook b: dead-lettered 2 x HTTP 404"]
+    assert bad.url not in " ".join(warnings)
+    # Its outcomes were recorded before it failed.
+    assert {r["status"] for r in queue_rows(conn).values()} == {"delivered", "dead"}
 
 
 def test_retry_sweep_and_replay_dead_jobs(

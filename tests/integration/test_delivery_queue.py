@@ -38,7 +38,14 @@ def test_claim_uses_the_due_index(
             str(r[0])
             for r in conn.execute(
                 b"EXPLAIN " + query("delivery", "claim").encode(),
-                {"limit": 100, "worker_id": "x", "lease_s": 30, "min_age_s": 0, "cooldown_s": 60},
+                {
+                    "limit": 100,
+                    "worker_id": "x",
+                    "lease_s": 30,
+                    "min_age_s": 0,
+                    "cooldown_s": 60,
+                    "only": None,
+                },
             ).fetchall()
         )
     assert "delivery_queue_due" in plan, plan
@@ -53,11 +60,17 @@ def test_claim_uses_the_due_index(
     conn.execute("ANALYZE alert_delivery.delivery_queue")
     # [delivery_id, status, delay_s, http_status, error, latency_ms, log_event, counted]
     outcomes = [[i, "delivered", 0.0, 200, None, 1.0, "delivered", True] for i in ids]
-    params = {"outcomes": json.dumps(outcomes), "worker_id": "x", "run_id": None}
+    params = {
+        "outcomes": json.dumps(outcomes),
+        "body_ids": ids[:10],
+        "bodies": ["{}"] * 10,
+        "worker_id": "x",
+        "run_id": None,
+    }
     with conn.transaction():
         record_plan = "\n".join(
             str(r[0])
-            for r in conn.execute(b"EXPLAIN " + query("delivery", "record").encode(), params)
+            for r in conn.execute(b"EXPLAIN " + query("delivery_outcomes", "record").encode(), params)
         )
     # Outcomes of a batch are primary-key lookups, never a scan of the queue.
     assert "Seq Scan on delivery_queue" not in record_plan, record_plan
@@ -117,9 +130,10 @@ def test_outcome_of_a_lost_lease_is_not_written(
                 (did,),
             )
             outcome = store.Outcome(did, webhook_id, "delivered", 0.0, "delivered", True, 200)
-            return await store.record(
+            written, _ = await store.record(
                 c, [outcome], {}, worker_id="old", run_id=None, breaker_threshold=5
             )
+            return written
         finally:
             await c.close()
 
