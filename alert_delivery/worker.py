@@ -32,6 +32,7 @@ log = logging.getLogger("alert_delivery.worker")
 # server answering again.
 RECONNECT_BASE_S = 0.1
 RECONNECT_CAP_S = 2.0
+DUE_SLACK_S = 0.05
 
 
 def reconnect_delay(failures: int, rand: float) -> float:
@@ -155,7 +156,7 @@ class Worker:
                     # A short batch drained what was due; a NOTIFY that came meanwhile has set
                     # _wake, so waiting now loses nothing.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_wait(engine))
             # Attempts that already hold a slot finish; the rest come back released.
             engine.stopping = True
             if tasks:
@@ -178,6 +179,18 @@ class Worker:
                 if listener is not None:
                     await listener.close()
                 await engine.close()
+
+    def _idle_wait(self, engine: Engine) -> float:
+        """The poll interval, or less when a row this engine deferred (a 429's Retry-After, an
+        open breaker, a drained bucket) comes due sooner: it is claimed then, not a poll later."""
+        wait = self.options.poll_interval_s
+        if engine.soonest is not None:
+            # A little after: the row's due time was set by the database a few ms later.
+            until = engine.soonest + DUE_SLACK_S - time.monotonic()
+            if until <= wait:
+                engine.soonest = None
+                wait = max(until, 0.0)
+        return wait
 
     def _background_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

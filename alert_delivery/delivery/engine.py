@@ -608,16 +608,15 @@ class _Recorder:
             health = {}
         # One autocommit statement: the worker shares this connection between concurrent
         # batches, so an explicit transaction here could swallow another batch's claim.
-        _, shared = await store.record(
+        await store.record(
             engine.conn,
             [entry[2] for entry in group],
-            health,
+            {},
             worker_id=engine.worker_id,
             run_id=engine.run_id,
             breaker_threshold=engine.config.breaker_threshold,
-            cooldown_s=engine.config.breaker_cooldown_s,
         )
-        for b in shared:
+        for b in await self._health(health):
             engine.breakers.shared(b.webhook_id, b.state, b.failures, b.open_for_s)
         for webhook_id, reason in gone.items():
             await store.endpoint_gone(
@@ -629,6 +628,35 @@ class _Recorder:
             )
         for row, batch, outcome, _attempt, _at in group:
             batch.recorded(row, outcome)
+
+    async def _health(self, health: dict[int, HealthDelta]) -> list[store.SharedBreaker]:
+        """Counters and breakers after the outcomes are safe; a webhook whose health row cannot
+        be written (whatever the reason) loses these counters, never the others theirs."""
+        engine = self.engine
+
+        async def write(part: dict[int, HealthDelta]) -> list[store.SharedBreaker]:
+            return await store.record_health(
+                engine.conn,
+                part,
+                breaker_threshold=engine.config.breaker_threshold,
+                cooldown_s=engine.config.breaker_cooldown_s,
+                worker_id=engine.worker_id,
+            )
+
+        if not health:
+            return []
+        try:
+            return await write(health)
+        except psycopg.Error as exc:
+            if connection_lost(exc) or len(health) == 1:
+                if not connection_lost(exc):
+                    log.warning("health of webhook %s not written: %s", *health, type(exc).__name__)
+                    return []
+                raise
+        shared: list[store.SharedBreaker] = []
+        for webhook_id, delta in health.items():
+            shared += await self._health({webhook_id: delta})
+        return shared
 
     async def _one_by_one(self, group: list[_Entry], exc: Exception) -> None:
         """A group that failed for a reason other than a lost connection: each row alone, so

@@ -178,8 +178,7 @@ def set_active(db_url: str, name: str, active: bool, reason: str | None = None) 
             conn.execute(
                 "UPDATE alert_delivery.webhook_health SET breaker_state = 'closed',"
                 " consecutive_failures = 0, breaker_opened_at = NULL, status = 'healthy',"
-                " throttled_until = NULL, bucket_empty = false, paused_at = NULL,"
-                " paused_reason = NULL WHERE webhook_id = %s",
+                " throttled_until = NULL, bucket_empty = false WHERE webhook_id = %s",
                 (webhook_id,),
             )
             conn.execute(

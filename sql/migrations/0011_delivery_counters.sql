@@ -16,7 +16,4 @@ ALTER TABLE webhook_health
     ADD COLUMN deferred        bigint NOT NULL DEFAULT 0,
     ADD COLUMN throttled       bigint NOT NULL DEFAULT 0,
     ADD COLUMN throttled_until timestamptz,
-    ADD COLUMN bucket_empty    boolean NOT NULL DEFAULT false,
-    -- A webhook that made a claim fail is paused (its rows wait) until an operator enables it.
-    ADD COLUMN paused_at       timestamptz,
-    ADD COLUMN paused_reason   text;
+    ADD COLUMN bucket_empty    boolean NOT NULL DEFAULT false;

@@ -37,7 +37,8 @@ WITH cfg AS (
     -- The claim's webhooks, each once, with its first row: the webhook's columns are joined and
     -- sent once per webhook rather than carried (and sorted) with every row.
     SELECT w.webhook_id, w.kind, w.name, w.url_encrypted, w.url_redacted, w.secret_encrypted,
-           w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active, c.first_id, c.wanted
+           w.config, w.rate_limit_per_s, w.retry_schedule_s, w.active, w.disabled_reason,
+           c.first_id, c.wanted
     FROM (SELECT webhook_id, min(delivery_id) AS first_id, count(*)::int AS wanted
           FROM claimed GROUP BY webhook_id) c
     JOIN alert_delivery.webhooks w USING (webhook_id)
@@ -161,9 +162,10 @@ SELECT c.delivery_id, c.message_id::text, c.alert_id, c.webhook_id, c.event,
        CASE WHEN f.first THEN coalesce(p.probe, false) END AS probe,
        CASE WHEN f.first THEN coalesce(p.breaker_state, 'closed') END AS breaker,
        CASE WHEN f.first THEN coalesce(p.consecutive_failures, 0) END AS failures,
+       -- Paused by the engine (delivery_outcomes.sql: pause_webhook), not disabled: rows wait.
        CASE WHEN f.first AND NOT h.active
-            THEN (SELECT x.paused_reason FROM alert_delivery.webhook_health x
-                  WHERE x.webhook_id = h.webhook_id) END AS paused
+                 AND h.disabled_reason LIKE 'paused by the delivery engine:%%'
+            THEN h.disabled_reason END AS paused
 FROM claimed c
 JOIN hooks h USING (webhook_id)
 CROSS JOIN LATERAL (SELECT c.delivery_id = h.first_id AS first) f

@@ -170,21 +170,17 @@ FROM dead
 
 -- name: pause_webhook
 -- A webhook that made the engine fail (a claim, say) is set aside: inactive, with the reason shown
--- by `status` and `webhooks list`; its rows wait (the claim defers them) until an operator
--- enables it again. Others keep flowing.
+-- by `status` and `webhooks list`; its rows wait (the claim defers them: the reason starts with
+-- "paused by the delivery engine:", see claim) until an operator enables it again. Others keep flowing. Its health row is
+-- not touched: that row may be what fails.
 WITH w AS (
     UPDATE alert_delivery.webhooks
     SET active = false, disabled_reason = %(reason)s, updated_at = now()
     WHERE webhook_id = %(webhook_id)s AND active
     RETURNING webhook_id
-), h AS (
-    UPDATE alert_delivery.webhook_health
-    SET paused_at = now(), paused_reason = %(reason)s, updated_at = now()
-    WHERE webhook_id IN (SELECT webhook_id FROM w)
-    RETURNING webhook_id
 )
 INSERT INTO alert_delivery.delivery_log (webhook_id, event, detail, run_id, worker_id)
-SELECT webhook_id, 'paused', %(reason)s, %(run_id)s, %(worker_id)s FROM h
+SELECT webhook_id, 'paused', %(reason)s, %(run_id)s, %(worker_id)s FROM w
 
 -- name: due_webhooks
 -- The webhooks with due rows: where a failing claim looks for the one that makes it fail.

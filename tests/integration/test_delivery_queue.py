@@ -70,7 +70,9 @@ def test_claim_uses_the_due_index(
     with conn.transaction():
         record_plan = "\n".join(
             str(r[0])
-            for r in conn.execute(b"EXPLAIN " + query("delivery_outcomes", "record").encode(), params)
+            for r in conn.execute(
+                b"EXPLAIN " + query("delivery_outcomes", "record").encode(), params
+            )
         )
     # Outcomes of a batch are primary-key lookups, never a scan of the queue.
     assert "Seq Scan on delivery_queue" not in record_plan, record_plan

@@ -372,8 +372,8 @@ def test_the_claims_inline_messages_are_alert_messages(
     ids = insert_alerts(conn, 2, title="naïve <b>", payload={"z": [1, 2.5, None], "k": "v"})
     ids += insert_alerts(conn, 1, severity="INFO", payload={})
     conn.execute(
-        "UPDATE alert_delivery.alerts SET labels = '{\"team\": \"db\"}',"
-        " annotations = '{\"runbook_url\": \"https://r.example/x\"}',"
+        'UPDATE alert_delivery.alerts SET labels = \'{"team": "db"}\','
+        ' annotations = \'{"runbook_url": "https://r.example/x"}\','
         " acknowledged_by = 'ops' WHERE alert_id = %s",
         (ids[0],),
     )
