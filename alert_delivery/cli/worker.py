@@ -17,6 +17,7 @@ _BOUNDS = {
     "connect_timeout": 3600.0,
     "read_timeout": 3600.0,
     "lease": 86_400.0,
+    "breaker_cooldown": 86_400.0,
 }
 
 
@@ -29,6 +30,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (5)")
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds (10)")
     p.add_argument("--lease", type=float, default=120.0, help="lease per claimed row, s (120)")
+    p.add_argument(
+        "--breaker-cooldown",
+        type=float,
+        default=60.0,
+        help="seconds an open breaker waits before its one probe (60)",
+    )
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -70,6 +77,7 @@ def handle(args: argparse.Namespace) -> int:
             read_timeout_s=args.read_timeout,
         ),
         lease_s=args.lease,
+        breaker_cooldown_s=args.breaker_cooldown,
     )
     options = WorkerOptions(batch_size=args.batch_size, poll_interval_s=args.poll_interval)
     if args.metrics_port is not None:

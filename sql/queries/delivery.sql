@@ -98,7 +98,10 @@ WITH cfg AS (
              WHEN g.breaker_state = 'open'
                  THEN greatest(0.0, extract(epoch FROM g.breaker_opened_at
                                     + make_interval(secs => %(cooldown_s)s) - now()))::float8
-             ELSE greatest(0.0, extract(epoch FROM g.probe_leased_until - now()))::float8
+             -- Half-open, its probe on the wire: back after at most a cooldown (a probe that
+             -- closes the breaker also brings them forward, see record_health).
+             ELSE least(%(cooldown_s)s,
+                        greatest(0.0, extract(epoch FROM g.probe_leased_until - now())))::float8
         END, 'NaN'), 86400.0)) AS wait_s
 ), emptied AS (
     -- One log row when a webhook's bucket first empties, not one per deferred delivery.

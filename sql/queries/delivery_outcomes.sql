@@ -144,6 +144,14 @@ WITH cfg AS (
                   ' deferrals are counted in webhook_health', consecutive_failures, last_error),
            %(worker_id)s
     FROM health WHERE was = 'closed' AND breaker_state = 'open'
+), closed AS (
+    -- A probe closed the breaker: the rows it held back (and the retries of the outage) are due
+    -- now, not a cooldown or a backoff step later.
+    UPDATE alert_delivery.delivery_queue q
+    SET next_attempt_at = now(), updated_at = now()
+    FROM health
+    WHERE health.was <> 'closed' AND health.breaker_state = 'closed'
+      AND q.webhook_id = health.webhook_id AND q.status = 'pending' AND q.next_attempt_at > now()
 )
 SELECT webhook_id, breaker_state, consecutive_failures, coalesce(open_for_s, 0.0) FROM health
 
