@@ -34,6 +34,7 @@ from alert_delivery.delivery.sender import USER_AGENT
 from bench.common import BenchContext, BenchRow, percentile
 
 N_DELIVERIES = 10_000
+N_DRAIN = 100_000
 N_WEBHOOKS = 50
 LATENCY_RATE = 200
 THROUGHPUT_ROUNDS = 5
@@ -65,7 +66,8 @@ async def app(scope, receive, send):
         for k, v in scope["headers"]:
             if k == b"webhook-id":
                 seen[v.decode()] = now
-    await send({"type": "http.response.start", "status": 200,
+    status = 404 if scope["path"].startswith("/missing") else 200
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 """
@@ -213,8 +215,9 @@ def _queue_new_rows(conn: psycopg.Connection, hooks: list[int]) -> None:
         conn.execute(
             "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,"
             " alert_type, severity, title, description, payload)"
-            " SELECT md5(g::text) || md5('fp' || g), md5('c' || g), 'detection', 'merge-' || (g %% 40),"
-            " 'STATISTICAL', 'WARNING', 'merge-' || (g %% 40) || ': statistical latency anomaly',"
+            " SELECT md5(g::text) || md5('fp' || g), md5('c' || g), 'detection',"
+            " 'merge-' || (g %% 40), 'STATISTICAL', 'WARNING',"
+            " 'merge-' || (g %% 40) || ': statistical latency anomaly',"
             " 'mean 912.4 ms is 4.2 standard deviations above the 7-day baseline of 210.0 ms;'"
             " || ' p99 2410.0 ms is 3.1x the baseline p99', jsonb_build_object("
             " 'anomaly_type', 'STATISTICAL', 'z_score', 4.2, 'p99_ratio', 3.1, 'metric_id', g,"
@@ -385,6 +388,63 @@ def _bench_sensor_latency(db_url: str, port: int, env: dict[str, str]) -> BenchR
     )
 
 
+def _bench_big_drain(db_url: str, port: int, env: dict[str, str]) -> BenchRow:
+    """N_DRAIN legacy rows over N_WEBHOOKS webhooks, one of which answers 404 (dead-lettered):
+    drained by the engine, then the counts reconciled: queued = delivered + dead, every row in
+    exactly one final state, one final log row each."""
+    hooks = _register(db_url, port, env, N_WEBHOOKS - 1)
+    settings = load_settings(env)
+    hooks.append(
+        add_webhook(
+            db_url,
+            name="bench-404",
+            kind="webhook",
+            url=f"http://127.0.0.1:{port}/missing/404",
+            settings=settings,
+            rate_limit_per_s=100_000.0,
+        ).webhook_id
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alert_delivery.delivery_queue (webhook_id, event, seq, payload)"
+            " SELECT (%s::bigint[])[1 + g %% %s], 'trigger', g, %s::jsonb"
+            " FROM generate_series(1, %s) g",
+            (hooks, len(hooks), json.dumps(BODY), N_DRAIN),
+        )
+        conn.execute("ANALYZE alert_delivery.delivery_queue")
+
+    async def engine_run() -> float:
+        engine = await Engine.open(db_url, worker_id="bench-drain", settings=settings)
+        try:
+            started = time.perf_counter()
+            await drain(engine, limit=N_DRAIN)
+            return time.perf_counter() - started
+        finally:
+            await engine.close()
+
+    seconds = run_loop(engine_run())
+    _stats(port)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'delivered'),"
+            " count(*) FILTER (WHERE status = 'dead'),"
+            " (SELECT count(*) FROM alert_delivery.delivery_log"
+            "   WHERE event IN ('delivered', 'dead_lettered'))"
+            " FROM alert_delivery.delivery_queue"
+        ).fetchone()
+    assert row is not None
+    queued, delivered, dead, final_logs = (int(v) for v in row)
+    return BenchRow(
+        f"delivery: {N_DRAIN:,}-row drain, reconciled",
+        delivered + dead,
+        seconds,
+        target="queued = delivered + dead",
+        met=queued == N_DRAIN == delivered + dead == final_logs,
+        note=f"queued {queued}, delivered {delivered}, dead {dead} (one 404 webhook), "
+        f"final log rows {final_logs}",
+    )
+
+
 def run(ctx: BenchContext) -> list[BenchRow]:
     env = {
         "ALERT_DELIVERY_SECRET_KEYS": Fernet.generate_key().decode(),
@@ -395,6 +455,8 @@ def run(ctx: BenchContext) -> list[BenchRow]:
         receiver, port = _start_receiver(Path(tmp))
         try:
             rows = _bench_throughput(ctx, port, env)
+            ctx.settle()
+            rows.append(_bench_big_drain(ctx.fresh_database(), port, env))
             ctx.settle()
             rows.append(_bench_worker_latency(ctx.fresh_database(), port, env))
             ctx.settle()
