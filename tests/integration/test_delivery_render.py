@@ -17,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
-from alert_delivery.channels.message import Message
 from alert_delivery.alerting.messages import alert_messages
+from alert_delivery.channels.message import Message
 from alert_delivery.config import Settings
 from alert_delivery.delivery import body as body_module
 from alert_delivery.delivery import store
