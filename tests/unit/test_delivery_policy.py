@@ -97,7 +97,7 @@ def test_parse_retry_after_http_date_in_the_future() -> None:
         (404, Verdict.PERMANENT),
         (408, Verdict.RETRY),
         (410, Verdict.GONE),
-        (429, Verdict.RETRY),
+        (429, Verdict.THROTTLED),
         (500, Verdict.RETRY),
         (503, Verdict.RETRY),
     ],
