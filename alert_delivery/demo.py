@@ -10,6 +10,7 @@ idempotent, and the alert is still firing, so dedup sends no second notification
 
 import os
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.defs.instance import prepare_dagster_home
 from alert_delivery.demo_receiver import DemoReceiver
-from alert_delivery.errors import AlertDeliveryError
+from alert_delivery.errors import AlertDeliveryError, InvalidInput
 
 DEMO_WEBHOOK = "demo-receiver"
 DEMO_ROUTE = "demo: every alert to the local receiver"
@@ -114,7 +115,17 @@ def _ensure_webhook(db_url: str, receiver: DemoReceiver) -> int:
 def _ensure_route(db_url: str, webhook_id: int) -> None:
     from alert_delivery.alerting.routing import ensure_rule
 
-    ensure_rule(db_url, name=DEMO_ROUTE, webhook_ids=[webhook_id])
+    # Only the demo's own detection alerts, and `continue`: the ordinary rules still apply.
+    ensure_rule(db_url, name=DEMO_ROUTE, webhook_ids=[webhook_id], match=["source=detection"])
+
+
+def _remove_route(db_url: str) -> None:
+    """The demo's route goes with the demo: later alerts route as the rules say, not to a
+    receiver that stopped with this process."""
+    from alert_delivery.alerting.routing import remove_rule
+
+    with connect(db_url, autocommit=True) as conn, suppress(InvalidInput):
+        remove_rule(conn, DEMO_ROUTE)
 
 
 # Dagster prints every event at DEBUG; the demo's own summary is what a newcomer should read.
@@ -228,6 +239,7 @@ def run_demo() -> int:
         _deliver(instance, summary)
     finally:
         receiver.stop()
+        _remove_route(db_url)
     summary.received_now = len(receiver.received)
     summary.verified_now = sum(1 for r in receiver.received if r.verified)
     _collect(db_url, summary.spike_hour, summary)
