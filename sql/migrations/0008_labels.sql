@@ -61,6 +61,8 @@ SET fingerprint = (SELECT encode(sha256(convert_to(
 -- GIN's pending list (scanned linearly until vacuum merges it) made each lookup grow with it.
 CREATE INDEX alerts_labels ON alert_delivery.alerts USING gin (labels jsonb_path_ops)
     WITH (fastupdate = off) WHERE status IN ('firing', 'acknowledged');
+-- Inhibition finds its sources through alerts_labels now; nothing reads this one.
+DROP INDEX alert_delivery.alerts_open_operation;
 -- Content dedup looks among open alerts only.
 DROP INDEX alert_delivery.alerts_content_hash;
 CREATE INDEX alerts_open_content ON alert_delivery.alerts (content_hash)
