@@ -47,7 +47,7 @@ CASES: list[tuple[str, dict[str, str], bool]] = [
     ("foo=~.*", {"foo": "line\nbreak"}, True),  # '.' matches a newline in both evaluators
     ('foo="with space"', {"foo": "with space"}, True),
     ('foo="say \\"hi\\""', {"foo": 'say "hi"'}, True),
-    ('  foo  =  bar  ', {"foo": "bar"}, True),
+    ("  foo  =  bar  ", {"foo": "bar"}, True),
     ("foo=é☃", {"foo": "é☃"}, True),
     ("foo=~[é☃]+", {"foo": "☃é"}, True),
 ]
