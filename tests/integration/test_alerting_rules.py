@@ -129,9 +129,9 @@ def test_legacy_channel_flags_on_alerts_add_those_kinds(conn: psycopg.Connection
     flagged = alert(conn, severity="INFO", notify_email=True, channels=["in_app"])
     assert kinds_for(conn, flagged.alert_id) == ["email", "inbox", "slack"]
     row = conn.execute(
-        "SELECT * FROM alert_delivery.raise_alert('{\"operation_type\": \"commit\","
-        " \"alert_type\": \"T\", \"severity\": \"INFO\", \"title\": \"t\","
-        " \"notify_inapp\": true}'::jsonb)"
+        'SELECT * FROM alert_delivery.raise_alert(\'{"operation_type": "commit",'
+        ' "alert_type": "T", "severity": "INFO", "title": "t",'
+        ' "notify_inapp": true}\'::jsonb)'
     ).fetchone()
     assert row is not None and kinds_for(conn, row[0]) == ["inbox", "slack"]
     with pytest.raises(InvalidInput) as caught:
