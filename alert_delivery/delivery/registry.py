@@ -72,6 +72,7 @@ def validate_target(kind: str, url: str | None, config: dict[str, Any], settings
             insecure="smtp",
             insecure_needs_allow_list=False,
             resolve=True,
+            credentials=True,
         )
         to = config.get("to")
         if (
