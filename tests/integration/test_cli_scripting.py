@@ -122,3 +122,22 @@ def test_webhooks_update_in_place_reading_secrets_from_stdin(
 def test_db_url_prints_the_configured_url(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "db", "url")
     assert code == 0 and out.strip() == db_url
+
+
+def test_webhooks_test_leaves_no_pagerduty_incident_open(
+    delivery_env: Settings,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with serve(Receiver()) as rx:
+        monkeypatch.setattr("sys.stdin", io.StringIO("R0UT1NGKEY"))
+        code, _, err = run(capsys, "webhooks", "add", "pd", "--kind", "pagerduty",
+                           "--url", rx.url + "/v2/enqueue", "--secret-file", "-")  # fmt: skip
+        assert code == 0, err
+        code, out, err = run(capsys, "webhooks", "test", "pd")
+        assert code == 0, err
+        trigger, resolve = (json.loads(r.body) for r in rx.requests)
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert trigger["routing_key"] == resolve["routing_key"] == "R0UT1NGKEY"
+    assert "R0UT1NGKEY" not in out + err
