@@ -135,9 +135,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _run_job(
     instance: dg.DagsterInstance, name: str, summary: DemoSummary, partition: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    from alert_delivery.definitions import defs
+    from alert_delivery.definitions import load_definitions
 
-    job = defs.resolve_job_def(name)
+    job = load_definitions().resolve_job_def(name)
     result = job.execute_in_process(
         instance=instance, partition_key=partition, run_config=QUIET, raise_on_error=False
     )
