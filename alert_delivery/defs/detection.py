@@ -223,7 +223,6 @@ def build(parts: Partitions) -> dg.Definitions:
     detection_job = dg.define_asset_job(
         "detect_hourly",
         selection=["anomalies", "correlations", "alerts"],
-        partitions_def=parts.hourly,
         tags=tags.DETECTION,
     )
 

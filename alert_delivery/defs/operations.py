@@ -186,7 +186,6 @@ def build(parts: Partitions) -> dg.Definitions:
     reports_job = dg.define_asset_job(
         "reports_hourly",
         selection=["delivery_report", "response_sla_report"],
-        partitions_def=parts.hourly,
         tags=tags.REPORT,
     )
 
