@@ -1,7 +1,5 @@
 """Detection assets in Dagster: definitions load, a real partition run, checks, schedules."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 import psycopg
 

@@ -32,9 +32,7 @@ def _due_runs(db_url: str) -> list[dg.RunRequest]:
     return list(result.run_requests or [])
 
 
-def test_escalate_job_sends_and_the_report_lists_it(
-    conn: psycopg.Connection, db_url: str
-) -> None:
+def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection, db_url: str) -> None:
     add_webhook(conn, "slack", "slack")
     add_webhook(conn, "pager", "pagerduty")
     add_route(conn, "on-call", webhooks=["pager"])
@@ -101,9 +99,7 @@ def test_bad_policy_fails_the_run_naming_the_field(db_url: str) -> None:
     assert "max_level: must be between 1 and 5, got 9" in str(failure.step_failure_data.error)
 
 
-def test_the_job_releases_alerts_whose_silence_ended(
-    conn: psycopg.Connection, db_url: str
-) -> None:
+def test_the_job_releases_alerts_whose_silence_ended(conn: psycopg.Connection, db_url: str) -> None:
     from alert_delivery.alerting import add_silence
 
     add_webhook(conn, "slack", "slack")

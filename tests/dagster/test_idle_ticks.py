@@ -24,9 +24,7 @@ def tick_everything(db_url: str, at: datetime) -> dict[str, list[dg.RunRequest]]
     for sensor in location.sensors or []:
         if isinstance(sensor, dg.RunStatusSensorDefinition):
             continue  # fires on run failures, launches no runs
-        with dg.build_sensor_context(
-            resources=_resources(db_url), definitions=location
-        ) as context:
+        with dg.build_sensor_context(resources=_resources(db_url), definitions=location) as context:
             data = sensor.evaluate_tick(context)
         launched[sensor.name] = list(data.run_requests or [])
     for schedule in location.schedules or []:
