@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from alert_delivery.cli import logformat
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
@@ -31,6 +32,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     ui = sub.add_parser("ui", help="start the Dagster webserver and daemon (http://127.0.0.1:3000)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=3000, help="port (default 3000; make ui PORT=N)")
+    logformat.add_option(ui)
     ui.set_defaults(handler=cmd_ui)
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from alert_delivery.cli import logformat
 from alert_delivery.config import env_number
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.engine import EngineConfig
@@ -78,6 +79,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         " or ALERT_DELIVERY_WORKER_METRICS_PORT)",
     )
     p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    logformat.add_option(p)
     p.set_defaults(handler=handle)
 
 

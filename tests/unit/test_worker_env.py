@@ -70,3 +70,28 @@ def test_ui_takes_the_allow_list_the_demo_ran_with(
     )
     monkeypatch.delenv("ALERT_DELIVERY_ALLOWED_TARGETS")
     assert demo_environment(production) == {}
+
+
+def test_json_log_format_is_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from alert_delivery.cli import logformat
+
+    args = build_parser().parse_args(["worker", "--log-format", "json"])
+    assert args.log_format == "json"
+    assert build_parser().parse_args(["--log-format", "json", "ui"]).log_format == "json"
+    assert build_parser().parse_args(["ui"]).log_format == "text"
+    logformat.configure(logging.INFO, "json")
+    try:
+        logging.getLogger("alert_delivery.worker").warning("claimed %d rows", 3)
+        [line] = capsys.readouterr().err.strip().splitlines()
+        entry = json.loads(line)
+        assert set(entry) == {"time", "level", "logger", "message"}
+        assert (entry["level"], entry["logger"], entry["message"]) == (
+            "WARNING",
+            "alert_delivery.worker",
+            "claimed 3 rows",
+        )
+    finally:
+        logformat.configure(logging.WARNING, "text")
