@@ -86,7 +86,8 @@ def raise_historical_hour(
         summary.severities[str(fields["severity"])] += 1
     for result in results:
         summary.outcomes[result.outcome] += 1
-        summary.alert_ids.append(result.alert_id)
+        if result.alert_id is not None:
+            summary.alert_ids.append(result.alert_id)
 
 
 def _hour(value: datetime) -> str:
