@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` and `make test`. Nothing but python3, pip and make.
 PYTHON ?= python3
+PORT   ?= 3000
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -30,8 +31,9 @@ test: lint types
 bench: install
 	$(BIN)/python -m bench
 
+# `make ui PORT=3001`; the daemon gets the settings `make run` used (.alert_delivery/demo.env).
 ui: install
-	$(BIN)/alert-delivery ui
+	$(BIN)/alert-delivery ui --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .alert_delivery .mypy_cache .ruff_cache .pytest_cache

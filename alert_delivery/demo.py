@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import psycopg
 
-from alert_delivery.config import load_settings
+from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.defs.instance import prepare_dagster_home
@@ -56,6 +56,14 @@ def _say(message: str) -> None:
 def _allow_loopback() -> None:
     if not os.environ.get("ALERT_DELIVERY_ALLOWED_TARGETS"):
         os.environ["ALERT_DELIVERY_ALLOWED_TARGETS"] = "127.0.0.1/32"
+
+
+def _remember_settings(settings: Settings) -> None:
+    """Write the settings the demo ran with where ``alert-delivery ui`` picks them up, so the
+    daemon delivers the demo's rows as the demo did (see ``cli.ui.demo_environment``)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    allowed = os.environ.get("ALERT_DELIVERY_ALLOWED_TARGETS", "")
+    (settings.home / "demo.env").write_text(f"ALERT_DELIVERY_ALLOWED_TARGETS={allowed}\n")
 
 
 def _load_metrics(conn: psycopg.Connection, summary: DemoSummary) -> datetime:
@@ -135,9 +143,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _run_job(
     instance: dg.DagsterInstance, name: str, summary: DemoSummary, partition: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    from alert_delivery.definitions import defs
+    from alert_delivery.definitions import load_definitions
 
-    job = defs.resolve_job_def(name)
+    job = load_definitions().resolve_job_def(name)
     result = job.execute_in_process(
         instance=instance, partition_key=partition, run_config=QUIET, raise_on_error=False
     )
@@ -219,6 +227,7 @@ def print_summary(summary: DemoSummary, ui_hint: str) -> None:
 def run_demo() -> int:
     settings = load_settings()
     _allow_loopback()
+    _remember_settings(settings)
     _say("alert-delivery demo: embedded PostgreSQL, synthetic metrics, Dagster assets, delivery")
     db_url = resolve_database_url(settings)
     with connect(db_url, autocommit=True) as conn:

@@ -98,9 +98,9 @@ def _declared_instigators() -> tuple[list[tuple[str, str, bool]], str | None]:
         # Dagster's preview/beta notices about other modules' definitions are not status output.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from alert_delivery.definitions import defs
+            from alert_delivery.definitions import load_definitions
 
-            repo = defs.get_repository_def()
+            repo = load_definitions().get_repository_def()
     except Exception as exc:
         return [], (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     running = dg.DefaultSensorStatus.RUNNING
