@@ -163,11 +163,13 @@ BEGIN
               <= now() - make_interval(secs => coalesce(a.repeat_interval_s, 14400));
     END IF;
 
-    -- New alerts, in order: held back by another open alert with the same content notified
+    -- New alerts, in order: historical ones (a backfill of hours past the horizon) are recorded,
+    -- not paged; others are held back by another open alert with the same content notified
     -- within 24 h, an active silence, or an inhibiting alert (earlier ones of the batch
     -- included, later ones not: as if raised one by one).
     WITH v AS (
-        SELECT u.id, u.n, d.alert_id AS dup_of, s.silence_id, h.alert_id AS inhibitor
+        SELECT u.id, u.n, d.alert_id AS dup_of, s.silence_id, h.alert_id AS inhibitor,
+               coalesce(a.annotations ->> 'historical' = 'true', false) AS historical
         FROM unnest(v_new) WITH ORDINALITY AS u(id, n)
         JOIN alert_delivery.alerts a ON a.alert_id = u.id AND a.alert_id = ANY (v_new)
         -- max(), not ORDER BY ... LIMIT 1, which may walk the primary key past every alert.
@@ -183,15 +185,19 @@ BEGIN
         UPDATE alert_delivery.alerts a
         SET held_reason = CASE WHEN v.silence_id IS NOT NULL THEN 'silenced' ELSE 'inhibited' END,
             held_by = coalesce(v.silence_id, v.inhibitor)
-        FROM v WHERE a.alert_id = v.id AND a.alert_id = ANY (v_new)
+        FROM v WHERE a.alert_id = v.id AND a.alert_id = ANY (v_new) AND NOT v.historical
           AND (v.silence_id IS NOT NULL OR v.inhibitor IS NOT NULL)
     ), logged AS (
         INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
         SELECT v.id,
-               CASE WHEN v.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
+               CASE WHEN v.historical THEN 'suppressed_historical'
+                    WHEN v.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
                     WHEN v.silence_id IS NOT NULL THEN 'suppressed_silenced'
                     ELSE 'suppressed_inhibited' END,
-               CASE WHEN v.dup_of IS NOT NULL
+               CASE WHEN v.historical
+                        THEN 'historical (older than the backfill horizon): recorded, summarised'
+                             ' in the run''s digest instead of paged'
+                    WHEN v.dup_of IS NOT NULL
                         THEN format('same content as open alert %s, notified within 24 h; '
                                     'notifies when its repeat interval passes', v.dup_of)
                     WHEN v.silence_id IS NOT NULL
@@ -199,9 +205,10 @@ BEGIN
                                     v.silence_id)
                     ELSE format('inhibited by open alert %s; notifies when it resolves if '
                                 'still firing', v.inhibitor) END
-        FROM v WHERE coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL
+        FROM v WHERE v.historical OR coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL
         ORDER BY v.n)
-    SELECT jsonb_object_agg(v.id, CASE WHEN v.dup_of IS NOT NULL
+    SELECT jsonb_object_agg(v.id, CASE WHEN v.historical THEN 'historical'
+                                       WHEN v.dup_of IS NOT NULL
                                        THEN 'suppressed_duplicate_content'
                                        WHEN v.silence_id IS NOT NULL THEN 'silenced'
                                        WHEN v.inhibitor IS NOT NULL THEN 'inhibited' END)

@@ -330,3 +330,18 @@ def test_an_alert_whose_end_time_passed_resolves_its_open_alert(conn: psycopg.Co
     assert kinds_for(conn, raised.alert_id, "resolve") == ["slack"]
     # Again, with nothing open: still 'resolved', no alert.
     assert raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z") == RaiseResult(None, "resolved")
+
+
+def test_a_historical_alert_is_recorded_not_paged(conn: psycopg.Connection) -> None:
+    """A backfill's hours older than the horizon: the alert exists, nobody is paged for it."""
+    add_webhook(conn, "slack", "slack")
+    old = raise_alert(
+        conn,
+        labels={"alertname": "Spike", "severity": "critical", "operation_type": "merge"},
+        annotations={"title": "merge spike", "historical": "true"},
+        starts_at="2026-01-01T10:00:00Z",
+    )
+    assert old.outcome == "historical"
+    assert kinds_for(conn, old.alert_id) == []
+    assert log_events(conn, old.alert_id) == ["suppressed_historical"]
+    assert str(alert_row(conn, old.alert_id)["starts_at"]).startswith("2026-01-01 10:00")
