@@ -128,7 +128,7 @@ def _register(db_url: str, port: int, settings_env: dict[str, str], n: int) -> l
             kind="webhook",
             url=f"http://127.0.0.1:{port}/hook/{i}",
             settings=settings,
-            rate_limit_per_s=1_000_000.0,
+            rate_limit_per_s=100_000.0,
         ).webhook_id
         for i in range(n)
     ]
