@@ -37,6 +37,10 @@ class ServeOptions:
     sweep_interval_s: float = 1.0
 
 
+async def openapi(_request: web.Request) -> web.Response:
+    return json_response(document())
+
+
 # name -> (method, path, handler, scope); scope None: no token; "body": the handler checks it.
 ROUTES: dict[str, tuple[str, str, Handler, str | None]] = {
     "am_post_alerts": ("POST", "/api/v2/alerts", alertmanager.post_alerts, "ingest"),
@@ -59,12 +63,8 @@ ROUTES: dict[str, tuple[str, str, Handler, str | None]] = {
     "native_resolve": ("POST", "/api/v1/alerts/{alert_id}/resolve", native.resolve, "ingest"),
     "healthy": ("GET", "/-/healthy", alertmanager.healthy, None),
     "ready": ("GET", "/-/ready", alertmanager.ready, None),
-    "openapi": ("GET", "/openapi.json", lambda _r: _openapi(), None),
+    "openapi": ("GET", "/openapi.json", openapi, None),
 }
-
-
-async def _openapi() -> web.Response:
-    return json_response(document())
 
 
 def _error_response(exc: ApiError) -> web.Response:

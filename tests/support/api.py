@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -34,7 +34,7 @@ class Reply:
 @dataclass
 class Api:
     url: str
-    tokens: dict[str, str]
+    tokens: dict[str, str] = field(repr=False)
 
     def call(
         self,
