@@ -41,9 +41,8 @@ async def post_alerts(request: web.Request) -> web.Response:
             )
         except InvalidInput as exc:
             errors.append(_error(exc))
-    by = f"alertmanager-api:{request[TOKEN].name}"
     if items:
-        results = await state(request).db.run(lambda conn: ingest.ingest(conn, items, by=by))
+        results = await state(request).db.run(lambda conn: ingest.ingest(conn, items))
         errors.extend({"field": r.field, "message": r.error} for r in results.values() if not r.ok)
     if errors:
         errors.sort(key=lambda e: _index(e["field"]))

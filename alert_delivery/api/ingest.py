@@ -2,7 +2,8 @@
 
 ``check_alert`` turns one alert of any dialect into the document ``raise_alerts`` takes and
 raises ``InvalidInput`` naming the field (``alerts[3].labels.severity``). ``ingest`` then raises
-the firing alerts of a batch with a single ``raise_alerts`` call inside a savepoint; if the
+the alerts of a batch with a single ``raise_alerts`` call inside a savepoint (an alert whose
+ends_at has passed resolves there); if the
 SQL still refuses one (what Python does not check), only that alert is set aside and the call is
 repeated for the rest, unless the client asked for all or nothing. Measured on 100-alert
 batches: one call for the batch is ~10x faster than a savepoint and a call per alert (see
@@ -12,13 +13,13 @@ bench/bench_api.py), so the per-alert path is only the fallback.
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from alert_delivery.alerting import lifecycle
-from alert_delivery.alerting.labels import SEVERITIES, fingerprint, validate_labels
+from alert_delivery.alerting.labels import SEVERITIES, validate_labels
 from alert_delivery.alerting.producer import raise_alerts
 from alert_delivery.db import query
 from alert_delivery.errors import InvalidInput
@@ -77,15 +78,6 @@ def parse_time(value: object, *, where: str) -> datetime | None:
     if parsed.year <= 1:
         return None
     return parsed
-
-
-def normalised_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """The label set as SQL stores it (severity info/warning/critical upper-cased)."""
-    out = dict(labels)
-    severity = out.get("severity")
-    if severity is not None and severity.upper() in SEVERITIES:
-        out["severity"] = severity.upper()
-    return out
 
 
 def check_alert(
@@ -185,60 +177,13 @@ def _raise_firing(
     return results
 
 
-def resolve_ended(
-    conn: psycopg.Connection, items: Sequence[Item], *, by: str
-) -> dict[int, Outcome]:
-    """The endsAt rule: an alert whose end has passed resolves the open alert of its label set.
-
-    Outcome ``resolved``; ``alert_id`` is None when nothing of that label set was open. Kept in
-    one function so the SQL raise path can take it over (the lead's ends_at resolution).
-    """
-    prints = [fingerprint(normalised_labels(i.labels)) for i in items]
-    rows = conn.execute(
-        query("api", "open_alerts_by_fingerprint"), {"fingerprints": sorted(set(prints))}
-    ).fetchall()
-    open_by_print = {str(fp): int(alert_id) for alert_id, fp in rows}
-    done: dict[str, int] = {}
-    results: dict[int, Outcome] = {}
-    for item, fp in zip(items, prints, strict=True):
-        alert_id = open_by_print.pop(fp, None)
-        if alert_id is not None:
-            lifecycle.resolve(conn, alert_id, by=by)
-            done[fp] = alert_id
-        results[item.index] = Outcome(item.index, done.get(fp), "resolved")
-    return results
-
-
 def ingest(
-    conn: psycopg.Connection,
-    items: Sequence[Item],
-    *,
-    by: str,
-    atomic: bool = False,
-    now: datetime | None = None,
+    conn: psycopg.Connection, items: Sequence[Item], *, atomic: bool = False
 ) -> dict[int, Outcome]:
-    """Raise (or resolve) checked alerts in request order, in the caller's transaction."""
-    now = now or datetime.now(UTC)
-    results: dict[int, Outcome] = {}
-    segment: list[Item] = []
-    ended = False
-
-    def flush() -> None:
-        if segment:
-            if ended:
-                results.update(resolve_ended(conn, segment, by=by))
-            else:
-                results.update(_raise_firing(conn, segment, atomic=atomic))
-            segment.clear()
-
-    for item in items:
-        is_ended = item.ends_at is not None and item.ends_at <= now
-        if segment and is_ended != ended:
-            flush()
-        ended = is_ended
-        segment.append(item)
-    flush()
-    return results
+    """Raise checked alerts in request order, in the caller's transaction. An alert whose
+    ``ends_at`` has passed resolves the open alert of its label set (outcome ``resolved``,
+    ``alert_id`` None when none was open): the SQL raise path does that."""
+    return _raise_firing(conn, list(items), atomic=atomic)
 
 
 def expire_ended(conn: psycopg.Connection, *, limit: int = 1000) -> list[int]:
