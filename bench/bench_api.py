@@ -1,8 +1,9 @@
 """The HTTP API (`alert-delivery serve` as a subprocess, real HTTP on 127.0.0.1).
 
-- ingest: batches of 100 Alertmanager-style alerts POSTed to /api/v2/alerts by 4 concurrent
-  clients; each 200 means the alerts, their routing and queue rows are committed
-  (target >= 5,000 alerts/s).
+- ingest: batches of 100 Alertmanager-style alerts (one alertname per batch, like one rule
+  firing for 100 instances; distinct summaries, so content dedup holds none back) POSTed to
+  /api/v2/alerts by 4 concurrent clients; each 200 means the alerts, their routing and queue
+  rows are committed (target >= 5,000 alerts/s).
 - POST -> webhook: one alert per POST at 200/s with a worker running; latency from the moment
   the POST is sent to the receiver's arrival time (target p99 <= 10 ms).
 - the road not taken: raising a batch with a savepoint and a call per alert (what rejecting
@@ -137,11 +138,11 @@ async def _ingest_round(url: str, token: str, tag: str) -> float:
             [
                 {
                     "labels": {
-                        "alertname": "BenchIngest",
+                        "alertname": f"BenchIngest{b}",
                         "n": f"{tag}-{b}-{i}",
                         "severity": "warning",
                     },
-                    "annotations": {"summary": "ingest benchmark"},
+                    "annotations": {"summary": f"ingest benchmark {tag}-{b}-{i}"},
                 }
                 for i in range(BATCH)
             ]
