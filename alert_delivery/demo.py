@@ -8,6 +8,7 @@ Running it again reuses the data: the spike hour is read back from the database,
 idempotent, and the alert is still firing, so dedup sends no second notification.
 """
 
+import contextlib
 import os
 import sys
 from contextlib import suppress
@@ -43,6 +44,7 @@ class DemoSummary:
     received_now: int = 0
     verified_now: int = 0
     runs: list[str] = field(default_factory=list)
+    api: str = ""
 
 
 class DemoFailed(AlertDeliveryError):
@@ -220,8 +222,84 @@ def print_summary(summary: DemoSummary, ui_hint: str) -> None:
             "                      (nothing new to send: the alert is still firing and was "
             "delivered before; dedup holds repeats for 4 h)"
         )
+    if summary.api:
+        _say(f"  HTTP API            {summary.api}")
+        _say("                      (a re-send of a firing alert: deduplicated, never a new page)")
     _say(f"  Dagster runs        {'; '.join(summary.runs)}")
     _say(f"  open the UI         {ui_hint}")
+
+
+DEMO_TOKEN = "demo-api"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _via_api(db_url: str, summary: DemoSummary) -> None:
+    """Raise the demo's alert through `alert-delivery serve` with a token made for it: the spike
+    alert's labels, re-sent as Prometheus would, deduplicate into it (no second notification)."""
+    import json
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from alert_delivery.api.tokens import add_token, revoke_token
+
+    with connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT labels, annotations FROM alert_delivery.alerts"
+            " WHERE source = 'detection' ORDER BY alert_id DESC LIMIT 1"
+        ).fetchone()
+        labels, annotations = row if row else ({"alertname": "DemoApi"}, {})
+        with contextlib.suppress(AlertDeliveryError):
+            revoke_token(conn, DEMO_TOKEN)
+        token = add_token(conn, DEMO_TOKEN, "ingest")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alert_delivery", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/-/healthy", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise DemoFailed("alert-delivery serve did not start") from None
+                time.sleep(0.1)
+        body = json.dumps([{"labels": labels, "annotations": annotations}]).encode()
+        request = urllib.request.Request(
+            base + "/api/v1/alerts",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                result = json.loads(reply.read())["results"][0]
+        except urllib.error.HTTPError as exc:
+            raise DemoFailed(f"serve answered {exc.code}: {exc.read()[:200]!r}") from None
+        summary.api = (
+            f"alert-delivery serve on {base}, token {DEMO_TOKEN!r} (ingest, made for this run):"
+            f" POST /api/v1/alerts -> alert {result['alert_id']} {result['outcome']}"
+        )
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        with connect(db_url, autocommit=True) as conn, contextlib.suppress(AlertDeliveryError):
+            revoke_token(conn, DEMO_TOKEN)
 
 
 def run_demo() -> int:
@@ -246,6 +324,7 @@ def run_demo() -> int:
         instance = dg.DagsterInstance.get()
         _materialise(instance, hour, summary)
         _deliver(instance, summary)
+        _via_api(db_url, summary)
     finally:
         receiver.stop()
         _remove_route(db_url)

@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "keys",
     "dlq",
     "worker",
+    "serve",
+    "tokens",
     "operations",
 )
 
