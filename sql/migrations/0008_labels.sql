@@ -52,11 +52,14 @@ SET fingerprint = (SELECT encode(sha256(convert_to(
                        string_agg(l.key || chr(31) || l.value, chr(30) ORDER BY l.key COLLATE "C"),
                        'UTF8')), 'hex')
                    FROM jsonb_each_text(a.labels) l),
-    -- Content (dedup layer 2): the same operation, type, severity, title and description,
-    -- whatever the other labels (e.g. the same alert from two sources).
-    content_hash = encode(sha256(convert_to(concat_ws(chr(31), a.operation_type, a.alert_type,
-                                                      a.severity, a.title, a.description),
-                                            'UTF8')), 'hex');
+    -- Content (dedup layer 2): the same labels but `source`, the same title and description:
+    -- the same alert reported by two producers (alert_delivery.alert_content_hash).
+    content_hash = encode(sha256(convert_to(concat_ws(chr(31),
+        (SELECT encode(sha256(convert_to(coalesce(string_agg(l.key || chr(31) || l.value, chr(30)
+                                                             ORDER BY l.key COLLATE "C"), ''),
+                                         'UTF8')), 'hex')
+         FROM jsonb_each_text(a.labels - 'source') l),
+        a.title, a.description), 'UTF8')), 'hex');
 -- Without fastupdate: inhibition looks up alerts raised moments earlier in the same batch, and
 -- GIN's pending list (scanned linearly until vacuum merges it) made each lookup grow with it.
 CREATE INDEX alerts_labels ON alert_delivery.alerts USING gin (labels jsonb_path_ops)

@@ -345,3 +345,17 @@ def test_a_historical_alert_is_recorded_not_paged(conn: psycopg.Connection) -> N
     assert kinds_for(conn, old.alert_id) == []
     assert log_events(conn, old.alert_id) == ["suppressed_historical"]
     assert str(alert_row(conn, old.alert_id)["starts_at"]).startswith("2026-01-01 10:00")
+
+
+def test_one_rule_firing_for_many_instances_is_many_alerts(conn: psycopg.Connection) -> None:
+    """Same summary, different `instance`: not content duplicates (only `source` may differ)."""
+    add_webhook(conn, "slack", "slack")
+    outcomes = [
+        raise_alert(
+            conn,
+            labels={"alertname": "Down", "instance": f"10.0.0.{i}:9100", "severity": "critical"},
+            annotations={"summary": "target down"},
+        ).outcome
+        for i in range(5)
+    ]
+    assert outcomes == ["notified"] * 5
