@@ -37,7 +37,7 @@ from alert_delivery.api.tokens import add_token
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import ROOT, BenchContext, BenchRow, percentile
 
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BATCH = 100
 BATCHES = 50
 CLIENTS = 4

@@ -134,10 +134,20 @@ ALTER TABLE alert_delivery.inhibit_rules
     ADD COLUMN equal text[] NOT NULL DEFAULT '{}',
     ALTER COLUMN source_severity DROP NOT NULL,
     ALTER COLUMN target_severities DROP NOT NULL;
+-- "Same operation" meant both alerts had one (every alert did): with labels, an alert may have no
+-- operation_type, and equal labels missing on both sides count as equal (Alertmanager), so the
+-- rule says operation_type!="" on both sides or one CRITICAL alert from Prometheus would hold
+-- back every WARNING alert that has no operation either.
 UPDATE alert_delivery.inhibit_rules r
-SET source_matchers = jsonb_build_array(jsonb_build_array('severity', '=', r.source_severity)),
+SET source_matchers = jsonb_build_array(jsonb_build_array('severity', '=', r.source_severity))
+        || CASE WHEN r.equal_operation
+                THEN jsonb_build_array(jsonb_build_array('operation_type', '!=', ''))
+                ELSE '[]' END,
     target_matchers = jsonb_build_array(jsonb_build_array(
-        'severity', '=~', array_to_string(r.target_severities, '|'))),
+        'severity', '=~', array_to_string(r.target_severities, '|')))
+        || CASE WHEN r.equal_operation
+                THEN jsonb_build_array(jsonb_build_array('operation_type', '!=', ''))
+                ELSE '[]' END,
     equal = CASE WHEN r.equal_operation THEN '{operation_type}'::text[] ELSE '{}' END;
 
 -- Escalation routes --------------------------------------------------------------------------------

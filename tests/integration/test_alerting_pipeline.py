@@ -359,3 +359,12 @@ def test_one_rule_firing_for_many_instances_is_many_alerts(conn: psycopg.Connect
         for i in range(5)
     ]
     assert outcomes == ["notified"] * 5
+
+
+def test_the_default_inhibition_needs_an_operation_on_both_sides(conn: psycopg.Connection) -> None:
+    """A CRITICAL alert without operation_type (e.g. from Prometheus) inhibits nothing: "the
+    same operation" needs one."""
+    add_webhook(conn, "slack", "slack")
+    raise_alert(conn, labels={"alertname": "Down", "severity": "critical"})
+    warning = raise_alert(conn, labels={"alertname": "Slow", "severity": "warning"})
+    assert warning.outcome == "notified"
