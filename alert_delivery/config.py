@@ -1,9 +1,11 @@
 """Settings from the environment, read when called, never at import time."""
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +32,13 @@ class Settings:
     runbook_url: str = ""
     """``ALERT_DELIVERY_RUNBOOK_URL``: https base under which ``docs/runbooks/`` is hosted; empty
     means alerts name the page in the repository (``docs/runbooks/<page>.md``) without a link."""
+    partitions_start: datetime | None = None
+    """``ALERT_DELIVERY_PARTITIONS_START``: first hour of the hourly (and daily) partitions, an
+    ISO date or hour in UTC; ``None`` means 7 days before the start of the current UTC day,
+    computed when the Dagster definitions load (see ``partitions_start_at``)."""
+    historical_horizon_s: float = 7200.0
+    """``ALERT_DELIVERY_HISTORICAL_HORIZON``: seconds; alerts of detection hours that ended longer
+    ago than this (a backfill) are historical: recorded, summarised in one digest alert."""
 
     @property
     def pgdata(self) -> Path:
@@ -81,7 +90,75 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env.get("ALERT_DELIVERY_ALLOWED_TARGETS", ""), where="ALERT_DELIVERY_ALLOWED_TARGETS"
         ),
         runbook_url=_parse_runbook_url(env.get("ALERT_DELIVERY_RUNBOOK_URL", "")),
+        partitions_start=_parse_start(env.get("ALERT_DELIVERY_PARTITIONS_START", "")),
+        historical_horizon_s=env_number(
+            env, "ALERT_DELIVERY_HISTORICAL_HORIZON", 7200.0, low=0.0, high=366 * 86400.0
+        ),
     )
+
+
+DEFAULT_PARTITION_LOOKBACK = timedelta(days=7)
+
+
+def partitions_start_at(settings: Settings, now: datetime) -> datetime:
+    """The first partition hour: the setting, or 7 days before the start of ``now``'s UTC day
+    (whole days, so every process that loads the definitions on one day agrees)."""
+    if settings.partitions_start is not None:
+        return settings.partitions_start
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - DEFAULT_PARTITION_LOOKBACK
+
+
+def _parse_start(value: str) -> datetime | None:
+    text = value.strip()
+    if not text:
+        return None
+    where = "ALERT_DELIVERY_PARTITIONS_START"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"not an ISO date or hour (e.g. 2026-11-24 or 2026-11-24T06:00Z): {text[:40]!r}",
+            where=where,
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    if parsed != parsed.replace(minute=0, second=0, microsecond=0):
+        raise ConfigurationError(f"must fall on a whole hour, got {text[:40]!r}", where=where)
+    if parsed.year < 2000:
+        raise ConfigurationError(f"before 2000: {text[:40]!r}", where=where)
+    return parsed
+
+
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    low: float,
+    high: float,
+    integer: bool = False,
+    low_inclusive: bool = True,
+) -> float:
+    """A finite number from ``env[name]`` within [low, high] (or (low, high]); ``default`` when
+    unset or empty. NaN and infinities are refused: they pass naive range checks."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(int(text)) if integer else float(text)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ConfigurationError(f"not {kind}: {text[:40]!r}", where=name) from None
+    below = value < low if low_inclusive else value <= low
+    if not math.isfinite(value) or below or value > high:
+        bracket = "[" if low_inclusive else "("
+        raise ConfigurationError(
+            f"must be a finite number in {bracket}{low:g}, {high:g}], got {text[:40]!r}",
+            where=name,
+        )
+    return value
 
 
 def _parse_runbook_url(value: str) -> str:

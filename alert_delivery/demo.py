@@ -8,20 +8,22 @@ Running it again reuses the data: the spike hour is read back from the database,
 idempotent, and the alert is still firing, so dedup sends no second notification.
 """
 
+import contextlib
 import os
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 import psycopg
 
-from alert_delivery.config import load_settings
+from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.defs.instance import prepare_dagster_home
 from alert_delivery.demo_receiver import DemoReceiver
-from alert_delivery.errors import AlertDeliveryError
+from alert_delivery.errors import AlertDeliveryError, InvalidInput
 
 DEMO_WEBHOOK = "demo-receiver"
 DEMO_ROUTE = "demo: every alert to the local receiver"
@@ -42,6 +44,7 @@ class DemoSummary:
     received_now: int = 0
     verified_now: int = 0
     runs: list[str] = field(default_factory=list)
+    api: str = ""
 
 
 class DemoFailed(AlertDeliveryError):
@@ -55,6 +58,14 @@ def _say(message: str) -> None:
 def _allow_loopback() -> None:
     if not os.environ.get("ALERT_DELIVERY_ALLOWED_TARGETS"):
         os.environ["ALERT_DELIVERY_ALLOWED_TARGETS"] = "127.0.0.1/32"
+
+
+def _remember_settings(settings: Settings) -> None:
+    """Write the settings the demo ran with where ``alert-delivery ui`` picks them up, so the
+    daemon delivers the demo's rows as the demo did (see ``cli.ui.demo_environment``)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    allowed = os.environ.get("ALERT_DELIVERY_ALLOWED_TARGETS", "")
+    (settings.home / "demo.env").write_text(f"ALERT_DELIVERY_ALLOWED_TARGETS={allowed}\n")
 
 
 def _load_metrics(conn: psycopg.Connection, summary: DemoSummary) -> datetime:
@@ -114,7 +125,17 @@ def _ensure_webhook(db_url: str, receiver: DemoReceiver) -> int:
 def _ensure_route(db_url: str, webhook_id: int) -> None:
     from alert_delivery.alerting.routing import ensure_rule
 
-    ensure_rule(db_url, name=DEMO_ROUTE, webhook_ids=[webhook_id])
+    # Only the demo's own detection alerts, and `continue`: the ordinary rules still apply.
+    ensure_rule(db_url, name=DEMO_ROUTE, webhook_ids=[webhook_id], match=["source=detection"])
+
+
+def _remove_route(db_url: str) -> None:
+    """The demo's route goes with the demo: later alerts route as the rules say, not to a
+    receiver that stopped with this process."""
+    from alert_delivery.alerting.routing import remove_rule
+
+    with connect(db_url, autocommit=True) as conn, suppress(InvalidInput):
+        remove_rule(conn, DEMO_ROUTE)
 
 
 # Dagster prints every event at DEBUG; the demo's own summary is what a newcomer should read.
@@ -124,9 +145,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _run_job(
     instance: dg.DagsterInstance, name: str, summary: DemoSummary, partition: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    from alert_delivery.definitions import defs
+    from alert_delivery.definitions import load_definitions
 
-    job = defs.resolve_job_def(name)
+    job = load_definitions().resolve_job_def(name)
     result = job.execute_in_process(
         instance=instance, partition_key=partition, run_config=QUIET, raise_on_error=False
     )
@@ -201,13 +222,90 @@ def print_summary(summary: DemoSummary, ui_hint: str) -> None:
             "                      (nothing new to send: the alert is still firing and was "
             "delivered before; dedup holds repeats for 4 h)"
         )
+    if summary.api:
+        _say(f"  HTTP API            {summary.api}")
+        _say("                      (a re-send of a firing alert: deduplicated, never a new page)")
     _say(f"  Dagster runs        {'; '.join(summary.runs)}")
     _say(f"  open the UI         {ui_hint}")
+
+
+DEMO_TOKEN = "demo-api"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _via_api(db_url: str, summary: DemoSummary) -> None:
+    """Raise the demo's alert through `alert-delivery serve` with a token made for it: the spike
+    alert's labels, re-sent as Prometheus would, deduplicate into it (no second notification)."""
+    import json
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from alert_delivery.api.tokens import add_token, revoke_token
+
+    with connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT labels, annotations FROM alert_delivery.alerts"
+            " WHERE source = 'detection' ORDER BY alert_id DESC LIMIT 1"
+        ).fetchone()
+        labels, annotations = row if row else ({"alertname": "DemoApi"}, {})
+        with contextlib.suppress(AlertDeliveryError):
+            revoke_token(conn, DEMO_TOKEN)
+        token = add_token(conn, DEMO_TOKEN, "ingest")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alert_delivery", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/-/healthy", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise DemoFailed("alert-delivery serve did not start") from None
+                time.sleep(0.1)
+        body = json.dumps([{"labels": labels, "annotations": annotations}]).encode()
+        request = urllib.request.Request(
+            base + "/api/v1/alerts",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                result = json.loads(reply.read())["results"][0]
+        except urllib.error.HTTPError as exc:
+            raise DemoFailed(f"serve answered {exc.code}: {exc.read()[:200]!r}") from None
+        summary.api = (
+            f"alert-delivery serve on {base}, token {DEMO_TOKEN!r} (ingest, made for this run):"
+            f" POST /api/v1/alerts -> alert {result['alert_id']} {result['outcome']}"
+        )
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        with connect(db_url, autocommit=True) as conn, contextlib.suppress(AlertDeliveryError):
+            revoke_token(conn, DEMO_TOKEN)
 
 
 def run_demo() -> int:
     settings = load_settings()
     _allow_loopback()
+    _remember_settings(settings)
     _say("alert-delivery demo: embedded PostgreSQL, synthetic metrics, Dagster assets, delivery")
     db_url = resolve_database_url(settings)
     with connect(db_url, autocommit=True) as conn:
@@ -226,8 +324,10 @@ def run_demo() -> int:
         instance = dg.DagsterInstance.get()
         _materialise(instance, hour, summary)
         _deliver(instance, summary)
+        _via_api(db_url, summary)
     finally:
         receiver.stop()
+        _remove_route(db_url)
     summary.received_now = len(receiver.received)
     summary.verified_now = sum(1 for r in receiver.received if r.verified)
     _collect(db_url, summary.spike_hour, summary)

@@ -28,6 +28,7 @@ OUTCOMES = (
     "inhibited",
     "unrouted",
     "resolved",
+    "historical",
 )
 
 

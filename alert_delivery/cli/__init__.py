@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
+from alert_delivery.cli import logformat
 from alert_delivery.errors import AlertDeliveryError
 
 # Order is the order of `alert-delivery --help`.
@@ -30,6 +31,8 @@ COMMAND_MODULES = (
     "keys",
     "dlq",
     "worker",
+    "serve",
+    "tokens",
     "operations",
 )
 
@@ -49,9 +52,20 @@ def _quiet_dagster_notices() -> None:
     warnings.filterwarnings("ignore", category=PreviewWarning)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("alert-delivery")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alert-delivery", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    logformat.add_option(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"alert_delivery.cli.{name}")
@@ -64,10 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Libraries (alembic under Dagster's storage, aiohttp) log at INFO; the commands print what
     # matters themselves. -v shows everything.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logformat.configure(logging.DEBUG if args.verbose else logging.WARNING, args.log_format)
     if not args.verbose:
         _quiet_dagster_notices()
     handler = getattr(args, "handler", None)

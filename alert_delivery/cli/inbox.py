@@ -3,6 +3,7 @@
 import argparse
 
 from alert_delivery.alerting import inbox
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db import transaction
 
 
@@ -11,12 +12,17 @@ def _list(args: argparse.Namespace) -> int:
         items = inbox.list_inbox(
             conn, recipient=args.recipient, include_read=args.all, limit=args.limit
         )
+    if args.json:
+        return print_json(items)
+    print(f" {'id':>6}  {'created':<16}  {'recipient':<16}  {'severity':<8}  title")
     for m in items:
         flag = " " if m.read_at else "*"
         print(
             f"{flag}{m.message_id:>6}  {m.created_at:%Y-%m-%d %H:%M}  {m.recipient:<16}  "
             f"{m.severity:<8}  {m.title[:80]}"
         )
+    if not items:
+        print("(no messages)")
     return 0
 
 
@@ -37,6 +43,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     listing.add_argument("--recipient")
     listing.add_argument("--all", action="store_true", help="include read messages")
     listing.add_argument("--limit", type=int, default=50)
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)
     read = box_sub.add_parser("read", help="show a message and mark it read")
     read.add_argument("message_id", type=int)

@@ -4,6 +4,7 @@ import argparse
 
 from cryptography.fernet import Fernet
 
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.rotation import rotate_all
 from alert_delivery.delivery.secrets import configured_keys, key_id
@@ -19,6 +20,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     rot = s.add_parser("rotate", help="re-encrypt every stored URL and secret under the first key")
     rot.set_defaults(handler=handle_rotate)
     show = s.add_parser("list", help="fingerprints of the configured keys (never the keys)")
+    add_json_flag(show)
     show.set_defaults(handler=handle_list)
 
 
@@ -35,6 +37,10 @@ def handle_rotate(args: argparse.Namespace) -> int:
 
 
 def handle_list(args: argparse.Namespace) -> int:
+    if args.json:
+        return print_json(
+            [{"key_id": key_id(k), "encrypts": i == 0} for i, k in enumerate(configured_keys())]
+        )
     for i, key in enumerate(configured_keys()):
         print(f"{key_id(key)}{'  (encrypts)' if i == 0 else ''}")
     return 0

@@ -7,6 +7,7 @@ import threading
 import warnings
 from types import FrameType
 
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.defs.instance import prepare_dagster_home
@@ -28,6 +29,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     status.add_argument(
         "--no-dagster", action="store_true", help="skip reading the Dagster instance's ticks"
     )
+    add_json_flag(status)
     status.set_defaults(handler=cmd_status)
 
     exporter = sub.add_parser("exporter", help="serve Prometheus /metrics from the database")
@@ -40,11 +42,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings()
     url = resolve_database_url(settings)
     with connect(url, autocommit=True) as conn:
-        lines = format_status(read_status(conn))
+        system = read_status(conn)
+    if args.json:
+        return print_json({"status": system, "dagster": _dagster_json(settings, url, args)})
+    lines = format_status(system)
     if not args.no_dagster:
         lines += _dagster_lines(settings, url)
     print("\n".join(lines))
     return 0
+
+
+def _dagster_json(settings: Settings, url: str, args: argparse.Namespace) -> object:
+    if args.no_dagster:
+        return None
+    if not instance_configured(settings.dagster_home):
+        return {"error": "no Dagster instance configured"}
+    try:
+        prepare_dagster_home(settings, url)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        declared, problem = _declared_instigators()
+        return {
+            "ticks": with_declared(read_ticks(settings.dagster_home), declared),
+            "problem": problem,
+        }
+    except Exception as exc:  # the rest of the report is still worth printing
+        return {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]}
 
 
 def _dagster_lines(settings: Settings, url: str) -> list[str]:
@@ -76,9 +98,9 @@ def _declared_instigators() -> tuple[list[tuple[str, str, bool]], str | None]:
         # Dagster's preview/beta notices about other modules' definitions are not status output.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from alert_delivery.definitions import defs
+            from alert_delivery.definitions import load_definitions
 
-            repo = defs.get_repository_def()
+            repo = load_definitions().get_repository_def()
     except Exception as exc:
         return [], (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     running = dg.DefaultSensorStatus.RUNNING

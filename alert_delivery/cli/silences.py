@@ -5,6 +5,7 @@ from datetime import datetime
 
 from alert_delivery.alerting import silences
 from alert_delivery.alerting.matchers import describe
+from alert_delivery.cli.output import add_json_flag, print_json
 from alert_delivery.db import transaction
 from alert_delivery.errors import InvalidInput
 from alert_delivery.inputs import parse_time
@@ -36,6 +37,8 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with transaction() as conn:
         rows = silences.list_silences(conn, include_ended=args.all)
+    if args.json:
+        return print_json(rows)
     print(f"{'id':>5}  {'starts':<17}  {'ends':<17}  {'state':<15}  holding  matchers / reason")
     for s in rows:
         state = "active" if s.active else ("expired" if s.expired_at else "scheduled/ended")
@@ -99,6 +102,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add.set_defaults(handler=_add)
     listing = silence_sub.add_parser("list", help="active and scheduled silences")
     listing.add_argument("--all", action="store_true", help="include ended and expired ones")
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)
     expire = silence_sub.add_parser("expire", help="end a silence now")
     expire.add_argument("silence_id", type=_silence_id)

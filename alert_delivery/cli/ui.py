@@ -15,20 +15,40 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from alert_delivery.config import load_settings
+from alert_delivery.cli import logformat
+from alert_delivery.config import Settings, load_settings
 from alert_delivery.db import connect, resolve_database_url
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.defs.instance import prepare_dagster_home
+from alert_delivery.delivery.ssrf import announce_allow_list
 from alert_delivery.errors import InvalidInput
 
 STOP_TIMEOUT_S = 30
+DEMO_ENV = "demo.env"
+DEMO_VARIABLES = ("ALERT_DELIVERY_ALLOWED_TARGETS",)
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     ui = sub.add_parser("ui", help="start the Dagster webserver and daemon (http://127.0.0.1:3000)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    ui.add_argument("--port", type=int, default=3000, help="port (default 3000; make ui PORT=N)")
+    logformat.add_option(ui)
     ui.set_defaults(handler=cmd_ui)
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """The settings ``alert-delivery demo`` ran with (``<home>/demo.env``), for the variables
+    this process does not set itself: the daemon must reach the demo's loopback receiver as the
+    demo did, or it dead-letters the demo's deliveries through the SSRF guard."""
+    path = settings.home / DEMO_ENV
+    if settings.is_production or not path.is_file():
+        return {}
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name in DEMO_VARIABLES and not os.environ.get(name):
+            found[name] = value.strip()
+    return found
 
 
 def _reset_signals() -> None:
@@ -78,11 +98,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
     with connect(url, autocommit=True) as conn:
         upgrade(conn)
     prepare_dagster_home(settings, url)
+    os.environ.update(demo_environment(settings))
+    # Checked here, so a bad value is one line now rather than a failing daemon later; and the
+    # allow-list warning is said once, before Dagster's own output.
+    settings = load_settings()
+    announce_allow_list(settings.allowed_targets)
     os.environ["ALERT_DELIVERY_DATABASE_URL"] = url
+    # Children run in DAGSTER_HOME (so dagster dev does not warn that the repository's
+    # dagster.yaml template is ignored); they get the project home explicitly instead of
+    # deriving it from their working directory.
+    os.environ["ALERT_DELIVERY_HOME"] = str(settings.home)
     print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={settings.dagster_home})")
     print("Stop with Ctrl-C; the embedded database stops with it.", flush=True)
     child = subprocess.Popen(
         dagster_dev_command(args.host, args.port),
+        cwd=settings.dagster_home,
         start_new_session=True,
         preexec_fn=_reset_signals,  # safe: this process has started no threads
     )

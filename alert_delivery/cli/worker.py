@@ -1,8 +1,17 @@
-"""`alert-delivery worker`: run a delivery worker until SIGTERM."""
+"""`alert-delivery worker`: run a delivery worker until SIGTERM.
+
+Every tuning flag can come from the environment too (a flag wins): ALERT_DELIVERY_WORKER_
+CONCURRENCY, _BATCH_SIZE, _POLL_INTERVAL, _LEASE, _METRICS_PORT, validated like the flags
+(finite, in range), so a Deployment configures workers without templating the command line.
+"""
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 
+from alert_delivery.cli import logformat
+from alert_delivery.config import env_number
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.engine import EngineConfig
 from alert_delivery.delivery.limits import finite_in_range
@@ -21,15 +30,49 @@ _BOUNDS = {
 }
 
 
+ENV_PREFIX = "ALERT_DELIVERY_WORKER_"
+# option -> (default, integer, upper bound); the environment variable is ENV_PREFIX + OPTION.
+ENV_OPTIONS: dict[str, tuple[float, bool, float]] = {
+    "concurrency": (50, True, _BOUNDS["concurrency"]),
+    "batch_size": (100, True, _BOUNDS["batch_size"]),
+    "poll_interval": (1.0, False, _BOUNDS["poll_interval"]),
+    "lease": (120.0, False, _BOUNDS["lease"]),
+}
+
+
+def apply_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Fill options the command line left unset from the environment, then the defaults."""
+    for name, (default, integer, high) in ENV_OPTIONS.items():
+        if getattr(args, name) is not None:
+            continue
+        value = env_number(
+            environ,
+            ENV_PREFIX + name.upper(),
+            default,
+            low=0,
+            high=high,
+            integer=integer,
+            low_inclusive=False,
+        )
+        setattr(args, name, int(value) if integer else value)
+    if args.metrics_port is None and environ.get(ENV_PREFIX + "METRICS_PORT", "").strip():
+        port = env_number(environ, ENV_PREFIX + "METRICS_PORT", 0, low=1, high=65535, integer=True)
+        args.metrics_port = int(port)
+
+
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("worker", help="deliver queued alerts in milliseconds (LISTEN/NOTIFY)")
     p.add_argument("--id", dest="worker_id", help="worker id (default host:pid:random)")
-    p.add_argument("--concurrency", type=int, default=50, help="attempts in flight (50)")
-    p.add_argument("--batch-size", type=int, default=100, help="rows per claim (100)")
-    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (1)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="attempts in flight (50; env ALERT_DELIVERY_WORKER_CONCURRENCY)",
+    )
+    p.add_argument("--batch-size", type=int, help="rows per claim (100)")
+    p.add_argument("--poll-interval", type=float, help="seconds between polls (1)")
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (5)")
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds (10)")
-    p.add_argument("--lease", type=float, default=120.0, help="lease per claimed row, s (120)")
+    p.add_argument("--lease", type=float, help="lease per claimed row, s (120)")
     p.add_argument(
         "--breaker-cooldown",
         type=float,
@@ -39,9 +82,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument(
         "--metrics-port",
         type=int,
-        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (off by default)",
+        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (off by default;"
+        " or ALERT_DELIVERY_WORKER_METRICS_PORT)",
     )
     p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    logformat.add_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -60,6 +105,7 @@ def _serve_process_metrics(host: str, port: int) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    apply_environment(args, os.environ)
     # Finite and bounded: NaN passes "<= 0" checks, and an infinite lease or timeout overflows
     # the interval arithmetic of every claim.
     for name, high in _BOUNDS.items():

@@ -1,18 +1,34 @@
-"""Dagster driver of the delivery engine: sensor -> deliver_pending runs, retry sweep, replay.
+"""Dagster driver of the delivery engine: sensors -> deliver_pending / retry_sweep runs, replay.
 
 The engine (``alert_delivery.delivery``) does the work; these wrappers pass configuration, tag
 runs with the delivery-id range and report delivered / retrying / dead counts.
+
+The queue and the log are in the asset graph as external assets (``AssetSpec``):
+``alerts -> delivery_queue -> delivery_log -> reports``. Why not an observable source asset:
+in Dagster 1.13 an observation needs its own run or a sensor's evaluation to happen, and either
+would put a row in the run history (or a query on every tick) for a table that changes through
+processes Dagster does not run: the alerts asset's SQL, the API, the workers. The runs that
+change the queue already know what they did, so ``deliver_pending``, ``retry_sweep``,
+``replay_dead`` and ``escalate`` record materializations of ``delivery_queue`` and
+``delivery_log`` with their counts; the worker's deliveries reach the graph through the report
+assets, which read ``delivery_log`` itself. External assets have no materialize button, so the
+UI never offers to "rebuild" a queue.
+
+Both sensors check for work before launching anything (``alert_delivery.delivery.sensing``): an
+idle queue launches no run, and rows a live worker will take launch none either.
 """
 
+import time
 from datetime import datetime
 
 import dagster as dg
 
+from alert_delivery.defs import tags
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.delivery.dlq import Selection, replay
 from alert_delivery.delivery.engine import BatchResult, EngineConfig, deliver_batch
 from alert_delivery.delivery.sender import SenderConfig
-from alert_delivery.delivery.sensing import plan_delivery_runs
+from alert_delivery.delivery.sensing import WORKER_GRACE_S, plan_delivery_runs, plan_retry_run
 from alert_delivery.errors import InvalidInput
 from alert_delivery.inputs import parse_time
 
@@ -45,6 +61,34 @@ class DeliverConfig(dg.Config):
     """Only rows due at least this long: the sensor's grace period while a worker is alive."""
 
 
+DELIVERY_QUEUE = dg.AssetSpec(
+    "delivery_queue",
+    deps=["alerts"],
+    group_name="delivery",
+    kinds={"postgres"},
+    description="alert_delivery.delivery_queue: one row per alert (group) x webhook x event,"
+    " pending -> in_flight -> delivered | retrying | dead. Written by the alerts asset, the API"
+    " and escalation; materialised by the delivery runs with what they claimed.",
+)
+DELIVERY_LOG = dg.AssetSpec(
+    "delivery_log",
+    deps=["delivery_queue"],
+    group_name="delivery",
+    kinds={"postgres"},
+    description="alert_delivery.delivery_log: every attempt and outcome (queued, attempt,"
+    " delivered, failed, retry_scheduled, dead_lettered, replayed, suppressed_*, escalated),"
+    " by Dagster runs and workers alike. The report assets read it.",
+)
+
+
+def record_delivery_assets(
+    context: dg.OpExecutionContext, metadata: "dict[str, dg.RawMetadataValue]"
+) -> None:
+    """Materialise the queue and the log with what this run did to them."""
+    for spec in (DELIVERY_QUEUE, DELIVERY_LOG):
+        context.log_event(dg.AssetMaterialization(asset_key=spec.key, metadata=metadata))
+
+
 def _report(context: dg.OpExecutionContext, result: BatchResult) -> dg.Output[dict[str, int]]:
     """Counts as run tags and metadata. A run that dead-lettered deliveries logs a WARNING per
     webhook with the (redacted) reasons, puts the counts by reason in its metadata and fails,
@@ -70,6 +114,8 @@ def _report(context: dg.OpExecutionContext, result: BatchResult) -> dg.Output[di
     metadata["delivery_ids"] = (
         f"{result.first_id}-{result.last_id}" if result.first_id is not None else "none"
     )
+    # The queue and the log are materialised with what this run did, red or green.
+    record_delivery_assets(context, dict(metadata))
     if not result.dead_reasons:
         return dg.Output(counts, metadata=metadata)
     by_webhook: dict[str, list[str]] = {}
@@ -118,7 +164,7 @@ def deliver_due_rows(
     return _deliver(context, postgres, webhook_sender, config.limit, config.min_age_s)
 
 
-@dg.job(tags={"alert_delivery/driver": "dagster"})
+@dg.job(tags={"alert_delivery/driver": "dagster", **tags.DELIVERY})
 def deliver_pending() -> None:
     deliver_due_rows()
 
@@ -138,17 +184,9 @@ def sweep_retries(
     return _deliver(context, postgres, webhook_sender, config.limit, 0.0)
 
 
-@dg.job
+@dg.job(tags={"alert_delivery/driver": "dagster", **tags.DELIVERY})
 def retry_sweep() -> None:
     sweep_retries()
-
-
-retry_sweep_schedule = dg.ScheduleDefinition(
-    name="retry_sweep_every_5_minutes",
-    job=retry_sweep,
-    cron_schedule="*/5 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
 
 
 class ReplayConfig(dg.Config):
@@ -177,16 +215,19 @@ def replay_dead_letters(
     with postgres.guarded_url() as url:
         count = replay(url, selection, actor="dagster", run_id=context.run_id)
     context.add_output_metadata({"replayed": count})
+    record_delivery_assets(context, {"replayed": count})
     return count
 
 
-@dg.job
+@dg.job(tags=tags.DELIVERY)
 def replay_dead() -> None:
     replay_dead_letters()
 
 
-# While a worker's heartbeat is fresh the sensor leaves rows younger than this to the worker.
-SENSOR_GRACE_S = 10.0
+# While a worker's heartbeat is fresh the sensors leave rows younger than this to the worker.
+SENSOR_GRACE_S = WORKER_GRACE_S
+RETRY_SLOT_S = 60
+"""At most one retry_sweep run per minute, and only when retries or expired leases are due."""
 
 
 @dg.sensor(
@@ -197,7 +238,8 @@ SENSOR_GRACE_S = 10.0
 def delivery_queue_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource
 ) -> dg.SensorResult:
-    """Launch deliver_pending for new queue rows and for older due rows no run has claimed."""
+    """Launch deliver_pending for new queue rows and for older due first attempts no run has
+    claimed; nothing when the queue is idle or a live worker will take the rows."""
     cursor = int(context.cursor or 0)
     with postgres.guarded_url() as url:
         plans, new_cursor = plan_delivery_runs(url, cursor=cursor, grace_s=SENSOR_GRACE_S)
@@ -222,9 +264,37 @@ def delivery_queue_sensor(
     return dg.SensorResult(run_requests=requests, cursor=str(new_cursor))
 
 
+@dg.sensor(
+    job=retry_sweep,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launch retry_sweep when failed deliveries are due again or a lease expired"
+    " (a crashed worker or run); at most one run a minute, none when nothing is due.",
+)
+def retry_sweep_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource
+) -> dg.SensorResult:
+    with postgres.guarded_url() as url:
+        plan = plan_retry_run(url, now=time.time(), grace_s=SENSOR_GRACE_S, every_s=RETRY_SLOT_S)
+    if plan is None:
+        return dg.SensorResult(skip_reason="no retries or expired leases due")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=plan.run_key,
+                tags={
+                    "alert_delivery/first_id": str(plan.first_id),
+                    "alert_delivery/last_id": str(plan.last_id),
+                    "alert_delivery/rows": str(plan.rows),
+                },
+            )
+        ]
+    )
+
+
 defs = dg.Definitions(
+    assets=[DELIVERY_QUEUE, DELIVERY_LOG],
     jobs=[deliver_pending, retry_sweep, replay_dead],
-    schedules=[retry_sweep_schedule],
-    sensors=[delivery_queue_sensor],
+    sensors=[delivery_queue_sensor, retry_sweep_sensor],
     resources={"webhook_sender": WebhookSenderResource()},
 )

@@ -2,14 +2,21 @@
 
 The work lives in ``alert_delivery.detection``; these assets pass the partition window, write
 metadata a user reads in the UI and report the data-quality checks.
+
+The hourly assets (and ``alerts``) share one partitions definition, built when the definitions
+load (``build``), and a single-run backfill policy: a UI backfill of an hour range is ONE run of
+``detect_hourly`` that re-detects each hour in order (anomalies, then correlations, then alerts),
+so historical alerts are summarised in one digest per backfill. Schedules check for work first
+(``alert_delivery.operations.due``): an hour without metrics launches nothing.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from alert_delivery.defs.partitions import HOURLY
+from alert_delivery.defs import tags
+from alert_delivery.defs.partitions import HOUR, Partitions, hours
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.detection import checks, report
 from alert_delivery.detection.anomalies import detect_anomalies
@@ -21,6 +28,7 @@ from alert_delivery.detection.settings import (
     CorrelationSettings,
 )
 from alert_delivery.inputs import parse_time
+from alert_delivery.operations import due
 
 
 class BaselinesConfig(dg.Config):
@@ -109,21 +117,9 @@ def baselines(
     )
 
 
-@dg.asset(
-    key="anomalies",
-    group_name="detection",
-    partitions_def=HOURLY,
-    deps=["baselines"],
-    description="Statistical, P99-degradation and combined anomalies of one hour, per operation.",
-    check_specs=[
-        dg.AssetCheckSpec("no_future_timestamps", asset="anomalies"),
-        dg.AssetCheckSpec("anomalies_reference_metrics", asset="anomalies"),
-    ],
-)
-def anomalies(
+def _anomalies(
     context: dg.AssetExecutionContext, config: AnomaliesConfig, postgres: PostgresResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    window = context.partition_time_window
     settings = AnomalySettings(
         z_threshold=config.z_threshold,
         p99_ratio_threshold=config.p99_ratio_threshold,
@@ -132,73 +128,146 @@ def anomalies(
         min_samples=config.min_samples,
         baseline_window_days=config.baseline_window_days,
     )
+    totals = {"anomalies": 0, "critical": 0, "warning": 0, "info": 0, "rollup_rows": 0}
+    evaluated = without = 0
+    baseline_end = ""
+    last_start = context.partition_time_window.start
+    for start, end in hours(context.partition_time_window):
+        # One transaction per hour: a long backfill commits as it goes.
+        with postgres.get_connection() as conn:
+            result = detect_anomalies(conn, start, end, settings)
+        totals["anomalies"] += len(result.anomalies)
+        totals["critical"] += result.count("CRITICAL")
+        totals["warning"] += result.count("WARNING")
+        totals["info"] += result.count("INFO")
+        totals["rollup_rows"] += result.rollups
+        evaluated, without = len(result.evaluated), len(result.without_baseline)
+        baseline_end = result.baseline_window_end.isoformat()
+        last_start = start
     with postgres.get_connection() as conn:
-        result = detect_anomalies(conn, window.start, window.end, settings)
         results = [
             _check(checks.no_future_timestamps(conn), "anomalies"),
-            _check(checks.anomalies_reference_metrics(conn, window.start), "anomalies"),
+            _check(checks.anomalies_reference_metrics(conn, last_start), "anomalies"),
         ]
-        table = report.top_anomalies_markdown(conn, window.start)
-    return dg.MaterializeResult(
-        metadata={
-            "anomalies": len(result.anomalies),
-            "critical": result.count("CRITICAL"),
-            "warning": result.count("WARNING"),
-            "info": result.count("INFO"),
-            "operations_evaluated": len(result.evaluated),
-            "operations_without_baseline": len(result.without_baseline),
-            "rollup_rows": result.rollups,
-            "baseline_window_end": result.baseline_window_end.isoformat(),
+        table = report.top_anomalies_markdown(conn, last_start)
+    metadata: dict[str, dg.RawMetadataValue] = dict(totals)
+    metadata.update(
+        {
+            "hours": len(context.partition_keys),
+            "operations_evaluated": evaluated,
+            "operations_without_baseline": without,
+            "baseline_window_end": baseline_end,
             "top_anomalies": dg.MetadataValue.md(table),
-        },
-        check_results=results,
+        }
     )
+    return dg.MaterializeResult(metadata=metadata, check_results=results)
 
 
-@dg.asset(
-    key="correlations",
-    group_name="detection",
-    partitions_def=HOURLY,
-    deps=["anomalies"],
-    description="Pearson r of every operation pair over the lookback window; bottleneck types.",
-)
-def correlations(
+def _correlations(
     context: dg.AssetExecutionContext, config: CorrelationsConfig, postgres: PostgresResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    window = context.partition_time_window
     settings = CorrelationSettings(config.lookback_hours, config.min_samples, config.strong_r)
-    with postgres.get_connection() as conn:
-        result = detect_correlations(conn, window.start, window.end, settings)
+    pairs = strong = bottlenecks = operations = 0
+    last = None
+    for start, end in hours(context.partition_time_window):
+        with postgres.get_connection() as conn:
+            last = detect_correlations(conn, start, end, settings)
+        pairs += len(last.pairs)
+        strong += len(last.strong)
+        bottlenecks += len(last.bottlenecks)
+        operations = last.operations
+    assert last is not None
     return dg.MaterializeResult(
         metadata={
-            "operations": result.operations,
-            "pairs": len(result.pairs),
-            "strong_pairs": len(result.strong),
-            "bottlenecks": len(result.bottlenecks),
-            "window_start": result.window_start.isoformat(),
-            "strongest": dg.MetadataValue.md(report.bottlenecks_markdown(result.strong)),
+            "hours": len(context.partition_keys),
+            "operations": operations,
+            "pairs": pairs,
+            "strong_pairs": strong,
+            "bottlenecks": bottlenecks,
+            "window_start": last.window_start.isoformat(),
+            "strongest": dg.MetadataValue.md(report.bottlenecks_markdown(last.strong)),
         }
     )
 
 
-baselines_job = dg.define_asset_job("recalculate_baselines", selection=["baselines"])
-# Alerts (the alerting domain's asset, contract key "alerts") ride along, so each hourly run goes
-# from metrics to enqueued notifications.
-detection_job = dg.define_asset_job(
-    "detect_hourly", selection=["anomalies", "correlations", "alerts"]
-)
-baselines_schedule = dg.ScheduleDefinition(
-    name="baselines_daily",
-    job=baselines_job,
-    cron_schedule="10 0 * * *",
-    execution_timezone="UTC",
-)
-detection_schedule = dg.build_schedule_from_partitioned_job(
-    detection_job, name="detection_hourly", minute_of_hour=5
-)
+def build(parts: Partitions) -> dg.Definitions:
+    """Detection assets, jobs and schedules on the partitions the definitions loaded with."""
+    backfill = dg.BackfillPolicy.single_run()
+    anomalies = dg.asset(
+        key="anomalies",
+        group_name="detection",
+        partitions_def=parts.hourly,
+        backfill_policy=backfill,
+        deps=["baselines"],
+        description="Statistical, P99-degradation and combined anomalies of one hour, per"
+        " operation.",
+        check_specs=[
+            dg.AssetCheckSpec("no_future_timestamps", asset="anomalies"),
+            dg.AssetCheckSpec("anomalies_reference_metrics", asset="anomalies"),
+        ],
+    )(_anomalies)
+    correlations = dg.asset(
+        key="correlations",
+        group_name="detection",
+        partitions_def=parts.hourly,
+        backfill_policy=backfill,
+        deps=["anomalies"],
+        description="Pearson r of every operation pair over the lookback window; bottleneck types.",
+    )(_correlations)
 
-defs = dg.Definitions(
-    assets=[baselines, anomalies, correlations],
-    jobs=[baselines_job, detection_job],
-    schedules=[baselines_schedule, detection_schedule],
-)
+    baselines_job = dg.define_asset_job(
+        "recalculate_baselines", selection=["baselines"], tags=tags.DETECTION
+    )
+    # Alerts (the alerting domain's asset, contract key "alerts") ride along, so each hourly run
+    # (and each backfill) goes from metrics to enqueued notifications.
+    detection_job = dg.define_asset_job(
+        "detect_hourly",
+        selection=["anomalies", "correlations", "alerts"],
+        tags=tags.DETECTION,
+    )
+
+    @dg.schedule(
+        name="baselines_daily",
+        job=baselines_job,
+        cron_schedule="10 0 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Recalculate baselines at 00:10 UTC when the 7-day window holds metrics.",
+    )
+    def baselines_daily(
+        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        at = context.scheduled_execution_time.astimezone(UTC)
+        end = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        with postgres.get_connection() as conn:
+            window = timedelta(days=BaselinesConfig().window_days)
+            if not due.baselines_due(conn, end - window, end):
+                return dg.SkipReason("no metrics in the baseline window")
+        return dg.RunRequest(run_key=f"baselines:{end:%Y-%m-%d}")
+
+    @dg.schedule(
+        name="detection_hourly",
+        job=detection_job,
+        cron_schedule="5 * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Detect the previous hour at minute 5 when it holds metrics.",
+    )
+    def detection_hourly(
+        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        at = context.scheduled_execution_time.astimezone(UTC)
+        start = at.replace(minute=0, second=0, microsecond=0) - HOUR
+        key = start.strftime("%Y-%m-%d-%H:%M")
+        if not parts.hourly.has_partition_key(key):
+            return dg.SkipReason(f"hour {key} is before the first partition")
+        with postgres.get_connection() as conn:
+            if not due.detection_due(conn, start, start + HOUR):
+                return dg.SkipReason(f"no metrics recorded in hour {key}")
+        return dg.RunRequest(run_key=f"detect:{key}", partition_key=key)
+
+    return dg.Definitions(
+        assets=[baselines, anomalies, correlations],
+        jobs=[baselines_job, detection_job],
+        schedules=[baselines_daily, detection_hourly],
+    )

@@ -1,16 +1,21 @@
-"""Dagster driver of escalation: the ``escalate`` job every minute and the escalation report.
+"""Dagster driver of escalation: the ``escalate`` job when something is due, and its report.
 
 The work is ``alert_delivery.escalation`` (PL/pgSQL underneath); these wrappers pass the policy
-from run config and show what happened as metadata.
+from run config and show what happened as metadata. The ``escalation_due`` sensor checks every
+minute with one query (``sql/queries/due.sql``) whether ``escalate`` would release, stop, open
+or send anything, and launches a run only then: no more 1,440 empty runs a day.
 """
 
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from alert_delivery.alerting import release_held
 from alert_delivery.alerting.matchers import describe
+from alert_delivery.defs import tags
+from alert_delivery.defs.delivery import record_delivery_assets
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.escalation import (
     EscalationAction,
@@ -19,6 +24,7 @@ from alert_delivery.escalation import (
     list_routes,
     run_escalations,
 )
+from alert_delivery.operations import due
 
 _GROUP = "operations"
 
@@ -91,21 +97,37 @@ def escalate_overdue(
         f" {counts['stopped']} stopped; {released} held alert(s) released"
     )
     metadata: dict[str, dg.RawMetadataValue] = dict(counts)
+    if counts["queued"]:
+        record_delivery_assets(context, {"escalation_rows_queued": counts["queued"]})
     metadata["actions"] = _actions_table(actions)
     return dg.Output(counts, metadata=metadata)
 
 
-@dg.job(description="Escalate unacknowledged alerts and stuck deliveries to the escalation route.")
+@dg.job(
+    description="Escalate unacknowledged alerts and stuck deliveries to the escalation route.",
+    tags=tags.ESCALATION,
+)
 def escalate() -> None:
     escalate_overdue()
 
 
-escalate_schedule = dg.ScheduleDefinition(
-    name="escalate_every_minute",
+@dg.sensor(
+    name="escalation_due",
     job=escalate,
-    cron_schedule="* * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launch escalate when an escalation is due (unacknowledged past escalate-after,"
+    " stale or near-dead deliveries, a level to send or stop) or a held alert can be released.",
 )
+def escalation_due(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource
+) -> dg.SensorResult:
+    with postgres.get_connection() as conn:
+        work = due.escalation_due(conn, EscalationPolicy())
+    if not work:
+        return dg.SensorResult(skip_reason="nothing to escalate, stop or release")
+    minute = int(time.time() // 60)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"escalate:m{minute}")])
 
 
 def _cell(value: object, kind: str) -> str | int:
@@ -138,6 +160,7 @@ _REPORT_COLUMNS = (
 
 @dg.asset(
     group_name=_GROUP,
+    deps=["alerts", "delivery_queue"],
     description="Open and recently stopped escalations (alert, reason, level, next send, why"
     " stopped) and the escalation routes; with no matching route an escalation goes to the"
     " alert's own route.",
@@ -190,4 +213,33 @@ def escalation_report(postgres: PostgresResource) -> dg.MaterializeResult:  # ty
     )
 
 
-defs = dg.Definitions(jobs=[escalate], schedules=[escalate_schedule], assets=[escalation_report])
+escalation_report_job = dg.define_asset_job(
+    "escalation_report_hourly", selection=["escalation_report"], tags=tags.REPORT
+)
+
+
+@dg.schedule(
+    name="escalation_report_hourly",
+    job=escalation_report_job,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refresh the escalation report at minute 15 when an escalation opened, was sent"
+    " or stopped in the last hour.",
+)
+def escalation_report_hourly(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    at = context.scheduled_execution_time.astimezone(UTC)
+    with postgres.get_connection() as conn:
+        if not due.escalation_report_due(conn, at - timedelta(hours=1)):
+            return dg.SkipReason("no escalation changed in the last hour")
+    return dg.RunRequest(run_key=f"escalation_report:{at:%Y-%m-%dT%H:%M}")
+
+
+defs = dg.Definitions(
+    jobs=[escalate, escalation_report_job],
+    sensors=[escalation_due],
+    schedules=[escalation_report_hourly],
+    assets=[escalation_report],
+)

@@ -1,15 +1,20 @@
 """Dagster definitions for operations: hourly report assets and the run-failure sensor.
 
 Thin wrappers over ``alert_delivery.operations``; the SQL lives in ``sql/queries/operations.sql``.
+The reports sit at the end of the lineage (``delivery_log -> delivery_report``,
+``alerts -> response_sla_report``) and run on the ``reports_hourly`` schedule, which skips an
+hour in which nothing was logged or raised.
 """
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 
 import dagster as dg
 
-from alert_delivery.defs.partitions import HOURLY
+from alert_delivery.defs import tags
+from alert_delivery.defs.partitions import HOUR, Partitions
 from alert_delivery.defs.resources import PostgresResource
-from alert_delivery.operations import reports
+from alert_delivery.operations import due, reports
 from alert_delivery.operations.pipeline_alerts import raise_pipeline_alert
 
 _GROUP = "operations"
@@ -35,13 +40,7 @@ def _table(
     )
 
 
-@dg.asset(
-    partitions_def=HOURLY,
-    group_name=_GROUP,
-    description="Per hour: delivery success by channel and webhook, latency percentiles, retries"
-    " and dead letters (from delivery_log).",
-)
-def delivery_report(
+def _delivery_report(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     window = context.partition_time_window
@@ -102,13 +101,7 @@ def delivery_report(
     )
 
 
-@dg.asset(
-    partitions_def=HOURLY,
-    group_name=_GROUP,
-    description="Per hour: time to acknowledge the alerts raised in that hour, per severity,"
-    " against the targets CRITICAL 5 min and WARNING 15 min.",
-)
-def response_sla_report(
+def _response_sla_report(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     window = context.partition_time_window
@@ -173,7 +166,53 @@ def pipeline_failure_alert(context: dg.RunFailureSensorContext, postgres: Postgr
     )
 
 
-defs = dg.Definitions(
-    assets=[delivery_report, response_sla_report],
-    sensors=[pipeline_failure_alert],
-)
+def build(parts: Partitions) -> dg.Definitions:
+    delivery_report = dg.asset(
+        name="delivery_report",
+        partitions_def=parts.hourly,
+        group_name=_GROUP,
+        deps=["delivery_log"],
+        description="Per hour: delivery success by channel and webhook, latency percentiles,"
+        " retries and dead letters (from delivery_log).",
+    )(_delivery_report)
+    response_sla_report = dg.asset(
+        name="response_sla_report",
+        partitions_def=parts.hourly,
+        group_name=_GROUP,
+        deps=["alerts"],
+        description="Per hour: time to acknowledge the alerts raised in that hour, per severity,"
+        " against the targets CRITICAL 5 min and WARNING 15 min.",
+    )(_response_sla_report)
+    reports_job = dg.define_asset_job(
+        "reports_hourly",
+        selection=["delivery_report", "response_sla_report"],
+        tags=tags.REPORT,
+    )
+
+    @dg.schedule(
+        name="reports_hourly",
+        job=reports_job,
+        cron_schedule="15 * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Report the previous hour at minute 15 when something was logged or raised.",
+    )
+    def reports_hourly(
+        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        at = context.scheduled_execution_time.astimezone(UTC)
+        start = at.replace(minute=0, second=0, microsecond=0) - HOUR
+        key = start.strftime("%Y-%m-%d-%H:%M")
+        if not parts.hourly.has_partition_key(key):
+            return dg.SkipReason(f"hour {key} is before the first partition")
+        with postgres.get_connection() as conn:
+            if not due.reports_due(conn, start, start + HOUR):
+                return dg.SkipReason(f"nothing delivered, logged or raised in hour {key}")
+        return dg.RunRequest(run_key=f"reports:{key}", partition_key=key)
+
+    return dg.Definitions(
+        assets=[delivery_report, response_sla_report],
+        jobs=[reports_job],
+        schedules=[reports_hourly],
+        sensors=[pipeline_failure_alert],
+    )

@@ -37,7 +37,7 @@ from psycopg.types.json import set_json_loads
 
 from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import connection_lost, describe_host
-from alert_delivery.delivery import store
+from alert_delivery.delivery import metrics, store
 from alert_delivery.delivery.body import ERROR_MAX, loads_utf8, render_row, serialise
 from alert_delivery.delivery.breaker import Breakers
 from alert_delivery.delivery.loop import run as run_loop
@@ -223,6 +223,7 @@ class Engine:
             if connection_lost(exc) or not await self._set_aside_claim_failure(exc):
                 raise
             rows = await self._claim(limit, min_age_s)
+        metrics.claim_succeeded(len(rows))
         seen: set[int] = set()
         for row in rows:
             if row.webhook_id not in seen:
@@ -343,6 +344,8 @@ class Engine:
 
     def _done(self, row: Claimed, batch: "_Batch", attempt: Attempt) -> None:
         self.breakers.finished(row.webhook_id, attempt, row.probe)
+        if row.kind != "inbox":
+            metrics.observe_attempt(row.kind, attempt.verdict.value, attempt.latency_ms)
         self._outcome(row, batch, decide(row, attempt, self._policy(row.retry_schedule_s)), attempt)
 
     def _set_aside(self, rows: Sequence[Claimed], batch: "_Batch") -> list[Claimed]:
@@ -430,13 +433,14 @@ class Engine:
                     else:
                         self._defer(row, batch, hold.delay_s)
                     continue
-                if row.kind == "email":
-                    attempt = await self._email(row)
-                else:
-                    # HTTP rows are prepared synchronously and posted from here: one coroutine
-                    # level less on every resume of the request.
-                    request = self._prepare(row)
-                    attempt = request if isinstance(request, Attempt) else await post(*request)
+                with metrics.attempt_in_flight(row.kind):
+                    if row.kind == "email":
+                        attempt = await self._email(row)
+                    else:
+                        # HTTP rows are prepared synchronously and posted from here: one
+                        # coroutine level less on every resume of the request.
+                        request = self._prepare(row)
+                        attempt = request if isinstance(request, Attempt) else await post(*request)
                 self._done(row, batch, attempt)
             except Exception as exc:
                 # A bug or bad data in this row, not a delivery outcome: the row is set aside
@@ -626,6 +630,7 @@ class _Recorder:
                 worker_id=engine.worker_id,
                 run_id=engine.run_id,
             )
+        metrics.count_outcomes((entry[2].log_event, entry[0].kind) for entry in group)
         for row, batch, outcome, _attempt, _at in group:
             batch.recorded(row, outcome)
 

@@ -2,7 +2,8 @@
 
 The ping is a ``test`` notice rendered for the webhook's kind by the same formatter as every
 delivery (``alert_delivery.channels.render``), so a Slack, Mattermost or PagerDuty target gets a
-body it accepts and the check says something about real deliveries.
+body it accepts and the check says something about real deliveries. A PagerDuty target gets a
+trigger and then a resolve with the same test dedup key, so no incident is left open.
 """
 
 import hashlib
@@ -88,6 +89,19 @@ def ping_webhook(
                     text = with_routing_key(text, secrets[0])
                 body = text.encode()
                 attempt = run(_post(url, body, message_id, secrets, config, settings))
+                if kind == "pagerduty" and attempt.verdict is Verdict.DELIVERED:
+                    resolve = render(kind, "resolve", [ping_message(name, at)], at)
+                    closing = with_routing_key(encode(resolve), secrets[0]) if secrets else ""
+                    attempt = run(
+                        _post(
+                            url,
+                            closing.encode(),
+                            f"{message_id}_resolve",
+                            secrets,
+                            config,
+                            settings,
+                        )
+                    )
             else:
                 attempt = Attempt(Verdict.DELIVERED, latency_ms=0.0)
         except AlertDeliveryError as exc:

@@ -18,6 +18,8 @@ from alert_delivery.delivery.ssrf import announce_allow_list, check_url, redact_
 from alert_delivery.errors import InvalidInput
 
 KINDS = ("slack", "mattermost", "pagerduty", "email", "webhook", "inbox")
+# PagerDuty's Events API v2 has one URL; a target of that kind needs only its routing key.
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 HTTP_KINDS = ("slack", "mattermost", "pagerduty", "webhook")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
 
@@ -70,6 +72,7 @@ def validate_target(kind: str, url: str | None, config: dict[str, Any], settings
             insecure="smtp",
             insecure_needs_allow_list=False,
             resolve=True,
+            credentials=True,
         )
         to = config.get("to")
         if (
@@ -107,6 +110,8 @@ def add_webhook(
         raise InvalidInput("must not be empty", where="NAME")
     rate_limit_per_s = check_rate_limit(rate_limit_per_s)
     schedule = check_retry_schedule(retry_schedule_s)
+    if kind == "pagerduty" and not url:
+        url = PAGERDUTY_EVENTS_URL
     validate_target(kind, url, config, settings)
     generated = None
     if kind == "pagerduty":
@@ -162,6 +167,81 @@ def list_webhooks(db_url: str) -> list[WebhookInfo]:
             " LEFT JOIN alert_delivery.webhook_health h USING (webhook_id) ORDER BY w.name"
         ).fetchall()
     return [WebhookInfo(*row) for row in rows]
+
+
+def update_webhook(
+    db_url: str,
+    name: str,
+    *,
+    url: str | None = None,
+    secret: str | None = None,
+    rate_limit_per_s: float | None = None,
+    retry_schedule_s: Sequence[int] | None = None,
+    clear_retry_schedule: bool = False,
+    send_resolved: bool | None = None,
+    settings: Settings | None = None,
+) -> list[str]:
+    """Change a target in place (no remove and re-add): its id, history and queued rows stay.
+    Each value is checked as ``add_webhook`` checks it; returns what changed (names, never
+    values)."""
+    settings = settings or load_settings()
+    vault = load_vault(settings)
+    changed: list[str] = []
+    with connect(db_url, autocommit=True) as conn, conn.transaction():
+        webhook_id = webhook_id_by_name(conn, name)
+        row = conn.execute(
+            "SELECT kind, config FROM alert_delivery.webhooks WHERE webhook_id = %s FOR UPDATE",
+            (webhook_id,),
+        ).fetchone()
+        assert row is not None
+        kind, config = str(row[0]), dict(row[1] or {})
+        sets: list[str] = []
+        values: list[Any] = []
+        if url is not None:
+            if kind == "inbox":
+                raise InvalidInput("an inbox target has no URL", where="--url")
+            validate_target(kind, url, config, settings)
+            sets += ["url_encrypted = %s", "url_redacted = %s", "key_id = %s"]
+            values += [vault.encrypt(url), redact_url(url), vault.primary_key_id]
+            changed.append("url")
+        if secret is not None:
+            if kind in ("inbox", "email"):
+                raise InvalidInput(f"a {kind} target has no secret", where="--secret")
+            if kind != "pagerduty":
+                for s in split_secrets(secret):
+                    validate_secret(s)
+            elif not secret.strip():
+                raise InvalidInput("pagerduty needs its routing key", where="--secret")
+            sets += ["secret_encrypted = %s"]
+            values += [vault.encrypt(secret)]
+            changed.append("secret")
+        if rate_limit_per_s is not None:
+            sets += ["rate_limit_per_s = %s"]
+            values += [check_rate_limit(rate_limit_per_s)]
+            changed.append("rate limit")
+        if retry_schedule_s is not None or clear_retry_schedule:
+            sets += ["retry_schedule_s = %s"]
+            values += [None if clear_retry_schedule else check_retry_schedule(retry_schedule_s)]
+            changed.append("retry schedule")
+        if send_resolved is not None:
+            sets += ["send_resolved = %s"]
+            values += [send_resolved]
+            changed.append("send_resolved")
+        if not sets:
+            raise InvalidInput(
+                "nothing to change (give --url, --secret, --rate-limit, --retry-schedule or"
+                " --send-resolved)",
+                where="NAME",
+            )
+        conn.execute(
+            (
+                "UPDATE alert_delivery.webhooks SET "
+                + ", ".join(sets)
+                + ", updated_at = now() WHERE webhook_id = %s"
+            ).encode(),
+            [*values, webhook_id],
+        )
+    return changed
 
 
 def set_active(db_url: str, name: str, active: bool, reason: str | None = None) -> int:

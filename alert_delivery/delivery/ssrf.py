@@ -109,6 +109,7 @@ def check_url(
     insecure: str = "http",
     insecure_needs_allow_list: bool = True,
     resolve: bool = False,
+    credentials: bool = False,
 ) -> None:
     """Refuse a URL the guard forbids; ``resolve`` also checks every address DNS returns now.
 
@@ -124,7 +125,8 @@ def check_url(
         raise TargetForbidden(f"malformed URL {shown}") from None
     if not host:
         raise TargetForbidden(f"URL {shown} has no host")
-    if parts.username or parts.password:
+    # Webhook URLs never carry a login (a receiver authenticates the signature); SMTP AUTH does.
+    if (parts.username or parts.password) and not credentials:
         raise TargetForbidden(f"URL {shown} carries credentials in the authority")
     if parts.scheme not in (secure, insecure) or not parts.scheme:
         raise TargetForbidden(f"URL {shown}: scheme must be {secure}")

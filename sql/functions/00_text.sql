@@ -29,14 +29,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM jsonb_each_text(p_labels) l
 $$;
 
--- Dedup layer 2: the same operation, type, severity, title and description, whatever the
--- other labels (the same alert reported by two sources).
-CREATE OR REPLACE FUNCTION alert_delivery.alert_content_hash(p_operation text, p_type text,
-                                                             p_severity text, p_title text,
+-- Dedup layer 2: the same labels but `source`, the same title and description -- the same
+-- alert reported by two producers. (Any other label counts: one rule firing for many
+-- instances with one summary is many alerts, never content duplicates.)
+CREATE OR REPLACE FUNCTION alert_delivery.alert_content_hash(p_labels jsonb, p_title text,
                                                              p_description text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT encode(sha256(convert_to(concat_ws(chr(31), p_operation, p_type, p_severity, p_title,
-                                              p_description), 'UTF8')), 'hex')
+    SELECT encode(sha256(convert_to(concat_ws(chr(31),
+               alert_delivery.labels_fingerprint(p_labels - 'source'), p_title, p_description),
+               'UTF8')), 'hex')
 $$;
 
 -- Alertmanager's matchers on a label set: [[name, op, value], ...], all must hold; a missing

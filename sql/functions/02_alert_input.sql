@@ -244,10 +244,7 @@ BEGIN
 
     RETURN jsonb_build_object(
         'fingerprint', alert_delivery.labels_fingerprint(v_labels),
-        'content_hash', alert_delivery.alert_content_hash(
-            coalesce(v_labels ->> 'operation_type', ''),
-            coalesce(v_labels ->> 'alert_type', v_labels ->> 'alertname', ''), v_sev, v_title,
-            v_desc),
+        'content_hash', alert_delivery.alert_content_hash(v_labels, v_title, v_desc),
         'labels', v_labels, 'annotations', v_notes,
         'source', coalesce(v_labels ->> 'source', 'api'),
         'operation_type', coalesce(v_labels ->> 'operation_type', ''),

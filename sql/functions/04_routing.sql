@@ -87,99 +87,112 @@ BEGIN
     SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord, p.webhook_id), '[]') INTO v_pairs
     FROM alert_delivery.route_pairs(p_ids) p;
 
-    -- At once: one row per alert and webhook.
-    WITH ins AS (
-        INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, seq)
-        SELECT p.alert_id, ARRAY[p.alert_id], p.webhook_id, 'trigger', p.seq
-        FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint, ord bigint, webhook_id bigint,
-                                              group_key text, seq integer)
-        WHERE p.group_key IS NULL ORDER BY p.ord, p.webhook_id
-        ON CONFLICT (alert_id, webhook_id, event, seq) DO NOTHING
-        RETURNING delivery_id, alert_id, webhook_id)
-    , logged AS (
-        INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event,
-                                                 detail)
-        SELECT ins.delivery_id, ins.alert_id, ins.webhook_id, 'queued', 'trigger'
-        FROM ins ORDER BY ins.delivery_id)
-    SELECT max(ins.delivery_id) INTO v_max FROM ins;
+    IF v_pairs = '[]' THEN
+        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
+        SELECT u.id, 'suppressed_no_route',
+               'no active routing rule (fallback included) resolves to an active webhook'
+        FROM unnest(p_ids) WITH ORDINALITY AS u(id, n) ORDER BY u.n;
+        RETURN QUERY SELECT u.id, 0 FROM unnest(p_ids) WITH ORDINALITY AS u(id, n) ORDER BY u.n;
+        RETURN;
+    END IF;
 
-    -- Grouped: per (webhook, group key), join the open batch while it has room, then new rows.
-    FOR g IN
-        SELECT p.webhook_id, p.group_key, min(p.max_batch) AS max_batch,
-               min(p.group_wait_s) AS wait_s, min(p.group_interval_s) AS interval_s,
-               array_agg(p.alert_id ORDER BY p.ord) AS ids
-        FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint, ord bigint, webhook_id bigint,
-                                              group_key text, group_wait_s integer,
-                                              group_interval_s integer, max_batch integer)
-        WHERE p.group_key IS NOT NULL
-        GROUP BY p.webhook_id, p.group_key ORDER BY p.webhook_id, p.group_key
-    LOOP
-        v_ids := g.ids;
-        v_open_id := NULL;
-        SELECT q.delivery_id, q.status, q.attempts, q.body IS NULL AS unrendered, q.group_due_at
-        INTO v_prev
-        FROM alert_delivery.delivery_queue q
-        WHERE q.webhook_id = g.webhook_id AND q.group_key = g.group_key
-        ORDER BY q.delivery_id DESC LIMIT 1;
-        v_found := FOUND;
-        IF v_found AND v_prev.status = 'pending' AND v_prev.attempts = 0 AND v_prev.unrendered
-           AND v_prev.group_due_at > now() THEN
-            SELECT q.delivery_id, q.alert_ids INTO v_open_id, v_open_ids
-            FROM alert_delivery.delivery_queue q
-            WHERE q.delivery_id = v_prev.delivery_id AND q.status = 'pending' AND q.body IS NULL
-            FOR UPDATE SKIP LOCKED;
-        END IF;
-        IF v_open_id IS NOT NULL THEN
-            v_ids := ARRAY(SELECT u FROM unnest(v_ids) WITH ORDINALITY AS x(u, n)
-                           WHERE NOT u = ANY (v_open_ids) ORDER BY n);
-            v_fill := least(greatest(g.max_batch - cardinality(v_open_ids), 0),
-                            cardinality(v_ids));
-            IF v_fill > 0 THEN
-                UPDATE alert_delivery.delivery_queue
-                SET alert_ids = alert_ids || v_ids[1:v_fill], updated_at = now()
-                WHERE delivery_id = v_open_id;
-                v_max := greatest(v_max, v_open_id);
-                INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event,
-                                                         detail)
-                SELECT v_open_id, u.id, g.webhook_id, 'queued',
-                       format('grouped, %s alert(s) in batch', cardinality(v_open_ids) + u.n)
-                FROM unnest(v_ids[1:v_fill]) WITH ORDINALITY AS u(id, n) ORDER BY u.n;
-                v_ids := v_ids[v_fill + 1:];
-            END IF;
-        END IF;
-        CONTINUE WHEN cardinality(v_ids) = 0;
-        v_due := CASE
-            WHEN NOT v_found OR v_prev.group_due_at IS NULL
-                THEN now() + make_interval(secs => g.wait_s)
-            -- A full batch still waiting: the overflow goes at the same time.
-            WHEN v_prev.group_due_at > now() THEN v_prev.group_due_at
-            WHEN v_prev.group_due_at > now() - make_interval(secs => g.interval_s)
-                THEN v_prev.group_due_at + make_interval(secs => g.interval_s)
-            ELSE now() + make_interval(secs => g.wait_s) END;
-        WITH chunks AS (
-            SELECT array_agg(u.id ORDER BY u.n) AS ids
-            FROM unnest(v_ids) WITH ORDINALITY AS u(id, n)
-            GROUP BY (u.n - 1) / g.max_batch
-        ), ins AS (
-            INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event,
-                                                       seq, group_key, next_attempt_at,
-                                                       group_due_at)
-            SELECT c.ids[1], c.ids, g.webhook_id, 'trigger', a.notify_count, g.group_key, v_due,
-                   v_due
-            FROM chunks c JOIN alert_delivery.alerts a ON a.alert_id = c.ids[1]
-            ORDER BY c.ids[1]
+    -- At once: one row per alert and webhook.
+    IF jsonb_path_exists(v_pairs, '$[*] ? (@.group_key == null)') THEN
+        WITH ins AS (
+            INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event, seq)
+            SELECT p.alert_id, ARRAY[p.alert_id], p.webhook_id, 'trigger', p.seq
+            FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint, ord bigint, webhook_id bigint,
+                                                  group_key text, seq integer)
+            WHERE p.group_key IS NULL ORDER BY p.ord, p.webhook_id
             ON CONFLICT (alert_id, webhook_id, event, seq) DO NOTHING
-            RETURNING delivery_id, alert_ids)
+            RETURNING delivery_id, alert_id, webhook_id)
         , logged AS (
             INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event,
                                                      detail)
-            SELECT ins.delivery_id, u.id, g.webhook_id, 'queued',
-                   CASE WHEN u.n = 1 THEN 'trigger'
-                        ELSE format('grouped, %s alert(s) in batch', u.n) END
-            FROM ins CROSS JOIN LATERAL unnest(ins.alert_ids) WITH ORDINALITY AS u(id, n)
-            ORDER BY ins.delivery_id, u.n)
-        SELECT greatest(v_max, max(ins.delivery_id)) INTO v_max FROM ins;
-    END LOOP;
+            SELECT ins.delivery_id, ins.alert_id, ins.webhook_id, 'queued', 'trigger'
+            FROM ins ORDER BY ins.delivery_id)
+        SELECT max(ins.delivery_id) INTO v_max FROM ins;
+    END IF;
+
+    -- Grouped: per (webhook, group key), join the open batch while it has room, then new rows.
+    IF jsonb_path_exists(v_pairs, '$[*] ? (@.group_key != null)') THEN
+        FOR g IN
+            SELECT p.webhook_id, p.group_key, min(p.max_batch) AS max_batch,
+                   min(p.group_wait_s) AS wait_s, min(p.group_interval_s) AS interval_s,
+                   array_agg(p.alert_id ORDER BY p.ord) AS ids
+            FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint, ord bigint, webhook_id bigint,
+                                                  group_key text, group_wait_s integer,
+                                                  group_interval_s integer, max_batch integer)
+            WHERE p.group_key IS NOT NULL
+            GROUP BY p.webhook_id, p.group_key ORDER BY p.webhook_id, p.group_key
+        LOOP
+            v_ids := g.ids;
+            v_open_id := NULL;
+            SELECT q.delivery_id, q.status, q.attempts, q.body IS NULL AS unrendered, q.group_due_at
+            INTO v_prev
+            FROM alert_delivery.delivery_queue q
+            WHERE q.webhook_id = g.webhook_id AND q.group_key = g.group_key
+            ORDER BY q.delivery_id DESC LIMIT 1;
+            v_found := FOUND;
+            IF v_found AND v_prev.status = 'pending' AND v_prev.attempts = 0 AND v_prev.unrendered
+               AND v_prev.group_due_at > now() THEN
+                SELECT q.delivery_id, q.alert_ids INTO v_open_id, v_open_ids
+                FROM alert_delivery.delivery_queue q
+                WHERE q.delivery_id = v_prev.delivery_id AND q.status = 'pending' AND q.body IS NULL
+                FOR UPDATE SKIP LOCKED;
+            END IF;
+            IF v_open_id IS NOT NULL THEN
+                v_ids := ARRAY(SELECT u FROM unnest(v_ids) WITH ORDINALITY AS x(u, n)
+                               WHERE NOT u = ANY (v_open_ids) ORDER BY n);
+                v_fill := least(greatest(g.max_batch - cardinality(v_open_ids), 0),
+                                cardinality(v_ids));
+                IF v_fill > 0 THEN
+                    UPDATE alert_delivery.delivery_queue
+                    SET alert_ids = alert_ids || v_ids[1:v_fill], updated_at = now()
+                    WHERE delivery_id = v_open_id;
+                    v_max := greatest(v_max, v_open_id);
+                    INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id,
+                                                             event, detail)
+                    SELECT v_open_id, u.id, g.webhook_id, 'queued',
+                           format('grouped, %s alert(s) in batch', cardinality(v_open_ids) + u.n)
+                    FROM unnest(v_ids[1:v_fill]) WITH ORDINALITY AS u(id, n) ORDER BY u.n;
+                    v_ids := v_ids[v_fill + 1:];
+                END IF;
+            END IF;
+            CONTINUE WHEN cardinality(v_ids) = 0;
+            v_due := CASE
+                WHEN NOT v_found OR v_prev.group_due_at IS NULL
+                    THEN now() + make_interval(secs => g.wait_s)
+                -- A full batch still waiting: the overflow goes at the same time.
+                WHEN v_prev.group_due_at > now() THEN v_prev.group_due_at
+                WHEN v_prev.group_due_at > now() - make_interval(secs => g.interval_s)
+                    THEN v_prev.group_due_at + make_interval(secs => g.interval_s)
+                ELSE now() + make_interval(secs => g.wait_s) END;
+            WITH chunks AS (
+                SELECT array_agg(u.id ORDER BY u.n) AS ids
+                FROM unnest(v_ids) WITH ORDINALITY AS u(id, n)
+                GROUP BY (u.n - 1) / g.max_batch
+            ), ins AS (
+                INSERT INTO alert_delivery.delivery_queue (alert_id, alert_ids, webhook_id, event,
+                                                           seq, group_key, next_attempt_at,
+                                                           group_due_at)
+                SELECT c.ids[1], c.ids, g.webhook_id, 'trigger', a.notify_count, g.group_key, v_due,
+                       v_due
+                FROM chunks c JOIN alert_delivery.alerts a ON a.alert_id = c.ids[1]
+                ORDER BY c.ids[1]
+                ON CONFLICT (alert_id, webhook_id, event, seq) DO NOTHING
+                RETURNING delivery_id, alert_ids)
+            , logged AS (
+                INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id, event,
+                                                         detail)
+                SELECT ins.delivery_id, u.id, g.webhook_id, 'queued',
+                       CASE WHEN u.n = 1 THEN 'trigger'
+                            ELSE format('grouped, %s alert(s) in batch', u.n) END
+                FROM ins CROSS JOIN LATERAL unnest(ins.alert_ids) WITH ORDINALITY AS u(id, n)
+                ORDER BY ins.delivery_id, u.n)
+            SELECT greatest(v_max, max(ins.delivery_id)) INTO v_max FROM ins;
+        END LOOP;
+    END IF;
 
     -- The notified alerts: when, how often, and the timers of the rules that routed them
     -- (escalate_after_s NULL: the severity default decides).

@@ -27,6 +27,7 @@ DECLARE
     v_ids bigint[];
     v_notify bigint[];
     v_bad record;
+    v_dups boolean;
 BEGIN
     IF p_alerts IS NULL OR jsonb_typeof(p_alerts) <> 'array' THEN
         PERFORM alert_delivery.invalid_alert('alerts', 'must be a JSON array of alert objects');
@@ -36,35 +37,43 @@ BEGIN
         PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
     END IF;
     SELECT coalesce(jsonb_agg(alert_delivery.alert_input(
-                                  e.a, CASE WHEN p_single THEN '' ELSE format('alerts[%s].', e.i - 1) END)
+                                  e.a, CASE WHEN p_single THEN ''
+                                            ELSE format('alerts[%s].', e.i - 1) END)
                               || jsonb_build_object('i', e.i) ORDER BY e.i), '[]')
     INTO v_in
     FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
     -- Alerts whose end time has passed (Prometheus sends them once resolved) resolve the open
     -- alert of their label set, after the rest of the batch.
-    SELECT coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz <= now()), '[]'),
-           coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz > now()
-                                           OR x ->> 'ends_at' IS NULL), '[]')
-    INTO v_end, v_in
-    FROM jsonb_array_elements(v_in) x;
+    -- (The guards below are simple expressions: a statement skipped is one not planned.)
+    v_end := '[]';
+    IF jsonb_path_exists(v_in, '$[*].ends_at ? (@ != null)') THEN
+        SELECT coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz <= now()),
+                        '[]'),
+               coalesce(jsonb_agg(x) FILTER (WHERE (x ->> 'ends_at')::timestamptz > now()
+                                               OR x ->> 'ends_at' IS NULL), '[]')
+        INTO v_end, v_in
+        FROM jsonb_array_elements(v_in) x;
+    END IF;
 
     -- References that do not exist are the caller's mistake, not a foreign-key failure.
-    SELECT x.i, x.anomaly_id, x.correlation_id INTO v_bad
-    FROM jsonb_to_recordset(v_in) AS x(i integer, anomaly_id bigint, correlation_id bigint)
-    WHERE (x.anomaly_id IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM alert_delivery.anomalies n WHERE n.anomaly_id = x.anomaly_id))
-       OR (x.correlation_id IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM alert_delivery.correlations c
-               WHERE c.correlation_id = x.correlation_id))
-    ORDER BY x.i LIMIT 1;
-    IF FOUND THEN
-        PERFORM alert_delivery.invalid_alert(
-            CASE WHEN p_single THEN '' ELSE format('alerts[%s].', v_bad.i - 1) END
-            || CASE WHEN v_bad.anomaly_id IS NOT NULL AND NOT EXISTS (
-                        SELECT 1 FROM alert_delivery.anomalies n
-                        WHERE n.anomaly_id = v_bad.anomaly_id)
-                    THEN 'anomaly_id' ELSE 'correlation_id' END,
-            'names no existing row');
+    IF jsonb_path_exists(v_in, '$[*] ? (@.anomaly_id != null || @.correlation_id != null)') THEN
+        SELECT x.i, x.anomaly_id, x.correlation_id INTO v_bad
+        FROM jsonb_to_recordset(v_in) AS x(i integer, anomaly_id bigint, correlation_id bigint)
+        WHERE (x.anomaly_id IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM alert_delivery.anomalies n WHERE n.anomaly_id = x.anomaly_id))
+           OR (x.correlation_id IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM alert_delivery.correlations c
+                   WHERE c.correlation_id = x.correlation_id))
+        ORDER BY x.i LIMIT 1;
+        IF FOUND THEN
+            PERFORM alert_delivery.invalid_alert(
+                CASE WHEN p_single THEN '' ELSE format('alerts[%s].', v_bad.i - 1) END
+                || CASE WHEN v_bad.anomaly_id IS NOT NULL AND NOT EXISTS (
+                            SELECT 1 FROM alert_delivery.anomalies n
+                            WHERE n.anomaly_id = v_bad.anomaly_id)
+                        THEN 'anomaly_id' ELSE 'correlation_id' END,
+                'names no existing row');
+        END IF;
     END IF;
 
     -- One producer at a time per fingerprint: a concurrent raise of the same labels waits here
@@ -118,42 +127,49 @@ BEGIN
                  NOT v_created ? x.fingerprint AND x.i = min(x.i) OVER w AS first_dup
           FROM jsonb_to_recordset(v_in) AS x(i integer, fingerprint text)
           WINDOW w AS (PARTITION BY x.fingerprint)) r;
-    v_ids := ARRAY(SELECT DISTINCT (r ->> 'alert_id')::bigint FROM jsonb_array_elements(v_rows) r);
+    v_dups := jsonb_path_exists(v_rows, '$[*] ? (@.is_new == false)');
+    v_notify := '{}';
+    IF v_dups THEN
+        v_ids := ARRAY(SELECT DISTINCT (r ->> 'alert_id')::bigint
+                       FROM jsonb_array_elements(v_rows) r);
 
-    -- Repeats update the open alert (occurrences, last seen, the newest annotations) and notify
-    -- again once its repeat interval has passed since the last notification -- or since it was
-    -- created, when it never notified (a content duplicate, no route then): never silent for
-    -- good.
-    WITH d AS (
-        SELECT r.alert_id, count(*) AS n, max(r.i) AS last_i
-        FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, is_new boolean)
-        WHERE NOT r.is_new GROUP BY r.alert_id
-    ), last_in AS (
-        SELECT d.alert_id, d.n, x.annotations, x.title, x.description, x.ends_at,
-               x.generator_url
-        FROM d JOIN jsonb_to_recordset(v_in) AS x(i integer, annotations jsonb, title text,
-                                                  description text, ends_at timestamptz,
-                                                  generator_url text) ON x.i = d.last_i
-    )
-    UPDATE alert_delivery.alerts a
-    SET occurrences = a.occurrences + l.n, last_seen_at = now(), updated_at = now(),
-        annotations = l.annotations, title = l.title, description = l.description,
-        ends_at = coalesce(l.ends_at, a.ends_at),
-        generator_url = coalesce(l.generator_url, a.generator_url)
-    FROM last_in l WHERE a.alert_id = l.alert_id AND a.alert_id = ANY (v_ids);
+        -- Repeats update the open alert (occurrences, last seen, the newest annotations) and notify
+        -- again once its repeat interval has passed since the last notification -- or since it was
+        -- created, when it never notified (a content duplicate, no route then): never silent for
+        -- good.
+        WITH d AS (
+            SELECT r.alert_id, count(*) AS n, max(r.i) AS last_i
+            FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, is_new boolean)
+            WHERE NOT r.is_new GROUP BY r.alert_id
+        ), last_in AS (
+            SELECT d.alert_id, d.n, x.annotations, x.title, x.description, x.ends_at,
+                   x.generator_url
+            FROM d JOIN jsonb_to_recordset(v_in) AS x(i integer, annotations jsonb, title text,
+                                                      description text, ends_at timestamptz,
+                                                      generator_url text) ON x.i = d.last_i
+        )
+        UPDATE alert_delivery.alerts a
+        SET occurrences = a.occurrences + l.n, last_seen_at = now(), updated_at = now(),
+            annotations = l.annotations, title = l.title, description = l.description,
+            ends_at = coalesce(l.ends_at, a.ends_at),
+            generator_url = coalesce(l.generator_url, a.generator_url)
+        FROM last_in l WHERE a.alert_id = l.alert_id AND a.alert_id = ANY (v_ids);
 
-    SELECT coalesce(array_agg(r.alert_id ORDER BY r.i), '{}') INTO v_notify
-    FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, first_dup boolean)
-    JOIN alert_delivery.alerts a ON a.alert_id = r.alert_id AND a.alert_id = ANY (v_ids)
-    WHERE r.first_dup AND a.status = 'firing' AND a.held_reason IS NULL
-      AND coalesce(a.last_notified_at, a.created_at)
-          <= now() - make_interval(secs => coalesce(a.repeat_interval_s, 14400));
+        SELECT coalesce(array_agg(r.alert_id ORDER BY r.i), '{}') INTO v_notify
+        FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, first_dup boolean)
+        JOIN alert_delivery.alerts a ON a.alert_id = r.alert_id AND a.alert_id = ANY (v_ids)
+        WHERE r.first_dup AND a.status = 'firing' AND a.held_reason IS NULL
+          AND coalesce(a.last_notified_at, a.created_at)
+              <= now() - make_interval(secs => coalesce(a.repeat_interval_s, 14400));
+    END IF;
 
-    -- New alerts, in order: held back by another open alert with the same content notified
+    -- New alerts, in order: historical ones (a backfill of hours past the horizon) are recorded,
+    -- not paged; others are held back by another open alert with the same content notified
     -- within 24 h, an active silence, or an inhibiting alert (earlier ones of the batch
     -- included, later ones not: as if raised one by one).
     WITH v AS (
-        SELECT u.id, u.n, d.alert_id AS dup_of, s.silence_id, h.alert_id AS inhibitor
+        SELECT u.id, u.n, d.alert_id AS dup_of, s.silence_id, h.alert_id AS inhibitor,
+               coalesce(a.annotations ->> 'historical' = 'true', false) AS historical
         FROM unnest(v_new) WITH ORDINALITY AS u(id, n)
         JOIN alert_delivery.alerts a ON a.alert_id = u.id AND a.alert_id = ANY (v_new)
         -- max(), not ORDER BY ... LIMIT 1, which may walk the primary key past every alert.
@@ -169,15 +185,19 @@ BEGIN
         UPDATE alert_delivery.alerts a
         SET held_reason = CASE WHEN v.silence_id IS NOT NULL THEN 'silenced' ELSE 'inhibited' END,
             held_by = coalesce(v.silence_id, v.inhibitor)
-        FROM v WHERE a.alert_id = v.id AND a.alert_id = ANY (v_new)
+        FROM v WHERE a.alert_id = v.id AND a.alert_id = ANY (v_new) AND NOT v.historical
           AND (v.silence_id IS NOT NULL OR v.inhibitor IS NOT NULL)
     ), logged AS (
         INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
         SELECT v.id,
-               CASE WHEN v.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
+               CASE WHEN v.historical THEN 'suppressed_historical'
+                    WHEN v.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
                     WHEN v.silence_id IS NOT NULL THEN 'suppressed_silenced'
                     ELSE 'suppressed_inhibited' END,
-               CASE WHEN v.dup_of IS NOT NULL
+               CASE WHEN v.historical
+                        THEN 'historical (older than the backfill horizon): recorded, summarised'
+                             ' in the run''s digest instead of paged'
+                    WHEN v.dup_of IS NOT NULL
                         THEN format('same content as open alert %s, notified within 24 h; '
                                     'notifies when its repeat interval passes', v.dup_of)
                     WHEN v.silence_id IS NOT NULL
@@ -185,9 +205,10 @@ BEGIN
                                     v.silence_id)
                     ELSE format('inhibited by open alert %s; notifies when it resolves if '
                                 'still firing', v.inhibitor) END
-        FROM v WHERE coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL
+        FROM v WHERE v.historical OR coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL
         ORDER BY v.n)
-    SELECT jsonb_object_agg(v.id, CASE WHEN v.dup_of IS NOT NULL
+    SELECT jsonb_object_agg(v.id, CASE WHEN v.historical THEN 'historical'
+                                       WHEN v.dup_of IS NOT NULL
                                        THEN 'suppressed_duplicate_content'
                                        WHEN v.silence_id IS NOT NULL THEN 'silenced'
                                        WHEN v.inhibitor IS NOT NULL THEN 'inhibited' END)
@@ -199,17 +220,20 @@ BEGIN
     SELECT coalesce(jsonb_object_agg(n.alert_id, n.queued), '{}') INTO v_queued
     FROM alert_delivery.notify_alerts(v_notify) n;
 
-    INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
-    SELECT r.alert_id, 'suppressed_duplicate',
-           format('fingerprint still %s as alert %s; repeat interval %s s', a.status,
-                  a.alert_id, coalesce(a.repeat_interval_s, 14400))
-    FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, is_new boolean,
-                                         first_dup boolean)
-    JOIN alert_delivery.alerts a ON a.alert_id = r.alert_id AND a.alert_id = ANY (v_ids)
-    WHERE NOT r.is_new AND NOT (r.first_dup AND v_queued ? r.alert_id::text)
-    ORDER BY r.i;
+    IF v_dups THEN
+        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
+        SELECT r.alert_id, 'suppressed_duplicate',
+               format('fingerprint still %s as alert %s; repeat interval %s s', a.status,
+                      a.alert_id, coalesce(a.repeat_interval_s, 14400))
+        FROM jsonb_to_recordset(v_rows) AS r(i integer, alert_id bigint, is_new boolean,
+                                             first_dup boolean)
+        JOIN alert_delivery.alerts a ON a.alert_id = r.alert_id AND a.alert_id = ANY (v_ids)
+        WHERE NOT r.is_new AND NOT (r.first_dup AND v_queued ? r.alert_id::text)
+        ORDER BY r.i;
+    END IF;
 
-    FOR v_fp IN SELECT DISTINCT x ->> 'fingerprint' FROM jsonb_array_elements(v_end) x ORDER BY 1
+    FOR v_fp IN SELECT DISTINCT x ->> 'fingerprint' FROM jsonb_array_elements(v_end) x
+                WHERE v_end <> '[]' ORDER BY 1
     LOOP
         SELECT a.alert_id INTO v_id FROM alert_delivery.alerts a
         WHERE a.fingerprint = v_fp AND a.status IN ('firing', 'acknowledged');

@@ -47,8 +47,9 @@ END $$;
 -- Queue rows use event 'escalate' and seq = level, so (alert, webhook, event, seq) admits one row
 -- per level. An alert's later escalations (another reason, another delivery) add 10 per earlier
 -- escalation, so their levels never collide with the first one's.
-CREATE OR REPLACE FUNCTION alert_delivery.send_escalation(p_escalation_id bigint, p_max_level integer,
-                                               p_interval_s integer) RETURNS integer
+CREATE OR REPLACE FUNCTION alert_delivery.send_escalation(p_escalation_id bigint,
+                                                          p_max_level integer,
+                                                          p_interval_s integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     e alert_delivery.escalations;
@@ -113,9 +114,9 @@ END $$;
 -- Safe to run concurrently and repeatedly: opening relies on the unique open index, sending
 -- locks due rows with SKIP LOCKED and moves next_at before it commits.
 CREATE OR REPLACE FUNCTION alert_delivery.run_escalations(p_interval_s integer DEFAULT 600,
-                                               p_max_level integer DEFAULT 5,
-                                               p_stale_after_s integer DEFAULT 1800,
-                                               p_dead_after_attempts integer DEFAULT 8)
+                                                          p_max_level integer DEFAULT 5,
+                                                          p_stale_after_s integer DEFAULT 1800,
+                                                          p_dead_after_attempts integer DEFAULT 8)
 RETURNS TABLE (escalation_id bigint, alert_id bigint, delivery_id bigint, reason text,
                action text, level integer, queued integer)
 -- Per-row PL/pgSQL calls inflate the planner's cost estimates past jit_above_cost, and compiling

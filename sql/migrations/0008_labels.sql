@@ -52,15 +52,20 @@ SET fingerprint = (SELECT encode(sha256(convert_to(
                        string_agg(l.key || chr(31) || l.value, chr(30) ORDER BY l.key COLLATE "C"),
                        'UTF8')), 'hex')
                    FROM jsonb_each_text(a.labels) l),
-    -- Content (dedup layer 2): the same operation, type, severity, title and description,
-    -- whatever the other labels (e.g. the same alert from two sources).
-    content_hash = encode(sha256(convert_to(concat_ws(chr(31), a.operation_type, a.alert_type,
-                                                      a.severity, a.title, a.description),
-                                            'UTF8')), 'hex');
+    -- Content (dedup layer 2): the same labels but `source`, the same title and description:
+    -- the same alert reported by two producers (alert_delivery.alert_content_hash).
+    content_hash = encode(sha256(convert_to(concat_ws(chr(31),
+        (SELECT encode(sha256(convert_to(coalesce(string_agg(l.key || chr(31) || l.value, chr(30)
+                                                             ORDER BY l.key COLLATE "C"), ''),
+                                         'UTF8')), 'hex')
+         FROM jsonb_each_text(a.labels - 'source') l),
+        a.title, a.description), 'UTF8')), 'hex');
 -- Without fastupdate: inhibition looks up alerts raised moments earlier in the same batch, and
 -- GIN's pending list (scanned linearly until vacuum merges it) made each lookup grow with it.
 CREATE INDEX alerts_labels ON alert_delivery.alerts USING gin (labels jsonb_path_ops)
     WITH (fastupdate = off) WHERE status IN ('firing', 'acknowledged');
+-- Inhibition finds its sources through alerts_labels now; nothing reads this one.
+DROP INDEX alert_delivery.alerts_open_operation;
 -- Content dedup looks among open alerts only.
 DROP INDEX alert_delivery.alerts_content_hash;
 CREATE INDEX alerts_open_content ON alert_delivery.alerts (content_hash)
@@ -129,10 +134,20 @@ ALTER TABLE alert_delivery.inhibit_rules
     ADD COLUMN equal text[] NOT NULL DEFAULT '{}',
     ALTER COLUMN source_severity DROP NOT NULL,
     ALTER COLUMN target_severities DROP NOT NULL;
+-- "Same operation" meant both alerts had one (every alert did): with labels, an alert may have no
+-- operation_type, and equal labels missing on both sides count as equal (Alertmanager), so the
+-- rule says operation_type!="" on both sides or one CRITICAL alert from Prometheus would hold
+-- back every WARNING alert that has no operation either.
 UPDATE alert_delivery.inhibit_rules r
-SET source_matchers = jsonb_build_array(jsonb_build_array('severity', '=', r.source_severity)),
+SET source_matchers = jsonb_build_array(jsonb_build_array('severity', '=', r.source_severity))
+        || CASE WHEN r.equal_operation
+                THEN jsonb_build_array(jsonb_build_array('operation_type', '!=', ''))
+                ELSE '[]' END,
     target_matchers = jsonb_build_array(jsonb_build_array(
-        'severity', '=~', array_to_string(r.target_severities, '|'))),
+        'severity', '=~', array_to_string(r.target_severities, '|')))
+        || CASE WHEN r.equal_operation
+                THEN jsonb_build_array(jsonb_build_array('operation_type', '!=', ''))
+                ELSE '[]' END,
     equal = CASE WHEN r.equal_operation THEN '{operation_type}'::text[] ELSE '{}' END;
 
 -- Escalation routes --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 -- Every gauge of one scrape as (metric, labels, value) rows: one round trip, one pass over the
 -- queue (the CTE is materialised once), zero rows filled in so dashboards never see gaps.
 WITH queue AS MATERIALIZED (
-    SELECT webhook_id, status, count(*) AS n, min(created_at) AS oldest
+    SELECT webhook_id, status, count(*) AS n, min(created_at) AS oldest,
+           min(next_attempt_at) FILTER (WHERE next_attempt_at <= now()) AS oldest_due
     FROM alert_delivery.delivery_queue
     GROUP BY webhook_id, status
 ), statuses (status) AS (
@@ -23,6 +24,11 @@ GROUP BY s.status
 UNION ALL
 SELECT 'oldest_pending_age_seconds', '{}'::jsonb,
        coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8
+FROM queue WHERE status = 'pending'
+UNION ALL
+-- How long the most overdue pending row has been due: a backlog, not a retry waiting its turn.
+SELECT 'oldest_due_age_seconds', '{}'::jsonb,
+       coalesce(extract(epoch FROM now() - min(oldest_due)), 0)::float8
 FROM queue WHERE status = 'pending'
 UNION ALL
 SELECT 'dead_letters', '{}'::jsonb, coalesce(sum(n), 0)::float8 FROM queue WHERE status = 'dead'
@@ -54,6 +60,31 @@ LEFT JOIN alert_delivery.alerts a ON a.status = st.status AND a.severity = sv.se
 GROUP BY st.status, sv.severity
 -- A stable order keeps successive expositions diffable.
 ORDER BY 1, 2;
+
+-- name: exporter_counters
+-- Lifetime counts per (event, kind), from the counter tables of migration 0012: the folded totals
+-- plus the increments not folded yet, summed in ONE statement (one snapshot), so a fold
+-- committing meanwhile neither hides nor doubles anything. Never reads delivery_log: deleting log
+-- rows or dropping its partitions leaves every counter where it was. Zero rows for the outcomes,
+-- suppression reasons and breaker states that have not happened yet, per kind in use, so
+-- rate() and increase() see the first event of each series.
+SELECT event, kind, sum(n)::float8 AS n, sum(attempts)::float8 AS attempts
+FROM (
+    SELECT event, kind, n, attempts FROM alert_delivery.delivery_counters
+    UNION ALL
+    SELECT event, kind, n, attempts FROM alert_delivery.delivery_counts
+    UNION ALL
+    SELECT e.event, k.kind, 0, 0
+    FROM (SELECT DISTINCT kind FROM alert_delivery.webhooks) k
+    CROSS JOIN (VALUES ('delivered'), ('retry_scheduled'), ('dead_lettered'), ('breaker_open'),
+                       ('breaker_half_open'), ('breaker_closed')) AS e (event)
+    UNION ALL
+    SELECT 'suppressed_' || r.reason, 'none', 0, 0
+    FROM (VALUES ('duplicate'), ('duplicate_content'), ('silenced'), ('inhibited'),
+                 ('no_route')) AS r (reason)
+) c
+GROUP BY event, kind
+ORDER BY event, kind;
 
 -- name: exporter_latency_histogram
 -- Attempts logged in (after, upto], per webhook, as cumulative bucket counts. The exporter adds

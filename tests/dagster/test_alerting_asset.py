@@ -5,20 +5,18 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import psycopg
 
-from alert_delivery.defs.alerting import alerts
-from alert_delivery.defs.partitions import HOURLY
 from alert_delivery.defs.resources import PostgresResource
 from tests.support.alerting import add_default_webhooks, queue_rows
+from tests.support.dagster import asset, defs
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=UTC)
+LIVE_NOW = HOUR + timedelta(minutes=90)
 
 
 def test_alerts_asset_is_hourly_and_depends_on_detection_by_key() -> None:
-    from alert_delivery.definitions import defs
-
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     node = graph.get(dg.AssetKey("alerts"))
-    assert node.partitions_def == HOURLY
+    assert node.partitions_def == graph.get(dg.AssetKey("anomalies")).partitions_def
     assert node.parent_keys == {dg.AssetKey("anomalies"), dg.AssetKey("correlations")}
 
 
@@ -34,9 +32,11 @@ def test_materialising_a_partition_raises_routes_and_enqueues(
         (HOUR, HOUR + timedelta(hours=1)),
     )
     result = dg.materialize(
-        [alerts],
+        [asset("alerts")],
         partition_key=HOUR.strftime("%Y-%m-%d-%H:%M"),
         resources={"postgres": PostgresResource(database_url=db_url)},
+        # Half an hour after the hour ended: a live run, within the 2 h horizon.
+        run_config={"ops": {"alerts": {"config": {"now": LIVE_NOW.isoformat()}}}},
     )
     assert result.success
     (materialization,) = result.asset_materializations_for_node("alerts")

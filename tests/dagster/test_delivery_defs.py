@@ -6,7 +6,6 @@ import dagster as dg
 import psycopg
 
 from alert_delivery.config import Settings
-from alert_delivery.definitions import defs as all_defs
 from alert_delivery.defs.delivery import (
     WebhookSenderResource,
     deliver_pending,
@@ -16,6 +15,7 @@ from alert_delivery.defs.delivery import (
 )
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.delivery.registry import add_webhook
+from tests.support.dagster import defs
 from tests.support.delivery import delivery_env, enqueue, queue_rows
 from tests.support.receivers import Receiver, always, serve
 
@@ -31,10 +31,10 @@ def _resources(db_url: str) -> dict[str, object]:
 
 def test_definitions_load_with_delivery_jobs_sensor_and_schedule() -> None:
     for name in ("deliver_pending", "retry_sweep", "replay_dead"):
-        assert all_defs.resolve_job_def(name) is not None
-    assert all_defs.resolve_sensor_def("delivery_queue_sensor") is not None
-    schedule = all_defs.resolve_schedule_def("retry_sweep_every_5_minutes")
-    assert schedule.cron_schedule == "*/5 * * * *"
+        assert defs().resolve_job_def(name).tags["alert_delivery/kind"] == "delivery"
+    for name in ("delivery_queue_sensor", "retry_sweep_sensor"):
+        sensor = defs().resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def _evaluate(db_url: str, cursor: str | None) -> dg.SensorResult:
@@ -68,7 +68,7 @@ def test_sensor_launches_per_batch_and_respects_the_worker_grace(
     more = enqueue(conn, hook.webhook_id, [{"i": 9}])
     assert _evaluate(db_url, str(more[0] - 1)).run_requests == []
     conn.execute(
-        "UPDATE alert_delivery.delivery_queue SET next_attempt_at = now() - interval '11 s'"
+        "UPDATE alert_delivery.delivery_queue SET next_attempt_at = now() - interval '31 s'"
     )
     graced = _evaluate(db_url, str(more[0] - 1))
     assert next(r.run_key for r in graced.run_requests or []) == f"deliver:{more[0]}-{more[0]}"

@@ -1,14 +1,11 @@
 """Detection assets in Dagster: definitions load, a real partition run, checks, schedules."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 import psycopg
 
-from alert_delivery.definitions import defs
-from alert_delivery.defs import detection
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.detection.synthetic import Spike
+from tests.support.dagster import asset, defs
 from tests.support.detection import HOUR, NOW, load, snapshot
 
 LAST = NOW - HOUR
@@ -16,22 +13,20 @@ KEY = LAST.strftime("%Y-%m-%d-%H:%M")
 
 
 def test_definitions_expose_the_detection_contract() -> None:
-    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    keys = {key.to_user_string() for key in defs().resolve_all_asset_keys()}
     assert {"baselines", "anomalies", "correlations"} <= keys
-    job = defs.resolve_job_def("detect_hourly")
+    job = defs().resolve_job_def("detect_hourly")
+    assert job.tags["alert_delivery/kind"] == "detection"
     assert job.partitions_def is not None
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
         "anomalies",
         "correlations",
         "alerts",
     }
-    assert defs.resolve_schedule_def("baselines_daily").cron_schedule == "10 0 * * *"
-    schedule = defs.resolve_schedule_def("detection_hourly")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 3, 10, 13, 5, tzinfo=UTC)
-    )
-    requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert [r.partition_key for r in requests] == ["2026-03-10-12:00"]
+    assert defs().resolve_schedule_def("baselines_daily").cron_schedule == "10 0 * * *"
+    schedule = defs().resolve_schedule_def("detection_hourly")
+    assert schedule.cron_schedule == "5 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_partition_run_detects_checks_and_is_idempotent(db_url: str) -> None:
@@ -40,7 +35,7 @@ def test_partition_run_detects_checks_and_is_idempotent(db_url: str) -> None:
     resources = {"postgres": PostgresResource(database_url=db_url)}
     instance = dg.DagsterInstance.ephemeral()
     base = dg.materialize(
-        [detection.baselines],
+        [asset("baselines")],
         resources=resources,
         instance=instance,
         run_config={"ops": {"baselines": {"config": {"window_end": NOW.isoformat()}}}},
@@ -54,7 +49,7 @@ def test_partition_run_detects_checks_and_is_idempotent(db_url: str) -> None:
 
     def run() -> dg.ExecuteInProcessResult:
         return dg.materialize(
-            [detection.anomalies, detection.correlations],
+            [asset("anomalies"), asset("correlations")],
             partition_key=KEY,
             resources=resources,
             instance=instance,
@@ -89,7 +84,7 @@ def test_backfill_through_dagster_equals_live_runs(db_url: str) -> None:
     def run_all(order: list[str]) -> None:
         for key in order:
             result = dg.materialize(
-                [detection.anomalies, detection.correlations],
+                [asset("anomalies"), asset("correlations")],
                 partition_key=key,
                 resources=resources,
                 instance=instance,

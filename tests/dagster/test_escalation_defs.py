@@ -15,24 +15,34 @@ def definitions() -> dg.Definitions:
 
 def test_definitions_load() -> None:
     defs = definitions()
-    assert defs.resolve_job_def("escalate").name == "escalate"
-    [schedule] = defs.schedules or []
-    assert schedule.name == "escalate_every_minute"
-    assert schedule.cron_schedule == "* * * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_job_def("escalate").tags["alert_delivery/kind"] == "escalation"
+    [sensor] = defs.sensors or []
+    assert sensor.name == "escalation_due"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "escalation_report" in keys
-    # A tick asks for one escalate run with the default policy.
-    [request] = schedule.evaluate_tick(dg.build_schedule_context()).run_requests or []
-    assert request.job_name in (None, "escalate")
 
 
-def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection) -> None:
+def _due_runs(db_url: str) -> list[dg.RunRequest]:
+    with dg.build_sensor_context(
+        resources={"postgres": resources.PostgresResource(database_url=db_url)}
+    ) as context:
+        result = escalation.escalation_due(context)
+    assert isinstance(result, dg.SensorResult)
+    return list(result.run_requests or [])
+
+
+def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection, db_url: str) -> None:
     add_webhook(conn, "slack", "slack")
     add_webhook(conn, "pager", "pagerduty")
     add_route(conn, "on-call", webhooks=["pager"])
-    critical = alert(conn, severity="CRITICAL")
+    assert _due_runs(db_url) == []
     warning = alert(conn, severity="WARNING", operation_type="commit", title="commit slow")
+    # WARNING escalates after 10 minutes: nothing due yet.
+    assert _due_runs(db_url) == []
+    critical = alert(conn, severity="CRITICAL")
+    [request] = _due_runs(db_url)
+    assert request.run_key is not None and request.run_key.startswith("escalate:m")
     defs = definitions()
     instance = dg.DagsterInstance.ephemeral()
 
@@ -49,6 +59,8 @@ def test_escalate_job_sends_and_the_report_lists_it(conn: psycopg.Connection) ->
     }
     [row] = queue_rows(conn, event="escalate")
     assert (row["alert_id"], row["webhook_name"]) == (critical.alert_id, "pager")
+    # Sent: the next level waits for the interval, so the sensor launches nothing.
+    assert _due_runs(db_url) == []
     again = defs.resolve_job_def("escalate").execute_in_process(instance=instance)
     assert again.output_for_node("escalate_overdue")["sent"] == 0
 
@@ -87,7 +99,7 @@ def test_bad_policy_fails_the_run_naming_the_field(db_url: str) -> None:
     assert "max_level: must be between 1 and 5, got 9" in str(failure.step_failure_data.error)
 
 
-def test_the_job_releases_alerts_whose_silence_ended(conn: psycopg.Connection) -> None:
+def test_the_job_releases_alerts_whose_silence_ended(conn: psycopg.Connection, db_url: str) -> None:
     from alert_delivery.alerting import add_silence
 
     add_webhook(conn, "slack", "slack")
@@ -96,11 +108,14 @@ def test_the_job_releases_alerts_whose_silence_ended(conn: psycopg.Connection) -
     )
     held = alert(conn, severity="CRITICAL")
     assert held.outcome == "silenced"
+    # Held by a live silence: nothing to release, and a held alert does not escalate.
+    assert _due_runs(db_url) == []
     conn.execute(
         "UPDATE alert_delivery.silences SET starts_at = now() - interval '2 hours',"
         " ends_at = now() - interval '1 minute' WHERE silence_id = %s",
         (silence,),
     )
+    assert len(_due_runs(db_url)) == 1
     result = (
         definitions()
         .resolve_job_def("escalate")

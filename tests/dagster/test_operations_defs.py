@@ -1,14 +1,18 @@
 """Operations' Dagster definitions: report assets materialised on a real database, and the
 run-failure sensor raising an alert about a real failed run."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
 
+from alert_delivery.config import load_settings
 from alert_delivery.defs import operations
+from alert_delivery.defs.partitions import partitions_for
 from alert_delivery.defs.resources import PostgresResource
+from tests.support.dagster import asset
 from tests.support.operations import Sql, add_alert, add_log, add_webhook
 
 HOUR = "2026-01-05-10:00"
@@ -34,7 +38,7 @@ def materialize(asset: dg.AssetsDefinition, db_url: str) -> dict[str, Any]:
 
 def test_definitions_load() -> None:
     defs = dg.Definitions.merge(
-        operations.defs,
+        operations.build(partitions_for(load_settings({}), datetime(2026, 3, 1, tzinfo=UTC))),
         dg.Definitions(
             resources={"postgres": PostgresResource(database_url="postgresql://unused/x")}
         ),
@@ -61,7 +65,7 @@ def test_delivery_report(conn: psycopg.Connection, db_url: str) -> None:
         conn, slack, "delivered", latency_ms=5000.0, created_at=Sql(at(0) + " - interval '1 s'")
     )
 
-    meta = materialize(operations.delivery_report, db_url)
+    meta = materialize(asset("delivery_report"), db_url)
     assert meta["success_rate"] == pytest.approx(0.6)
     assert (meta["delivered"], meta["failed_attempts"]) == (3, 2)
     assert (meta["retries"], meta["dead_lettered"]) == (1, 1)
@@ -96,7 +100,7 @@ def test_delivery_report(conn: psycopg.Connection, db_url: str) -> None:
 
 
 def test_delivery_report_of_a_quiet_hour(db_url: str) -> None:
-    meta = materialize(operations.delivery_report, db_url)
+    meta = materialize(asset("delivery_report"), db_url)
     assert meta["delivered"] == 0 and meta["latency_samples"] == 0
     assert meta["by_webhook"].records == []
     assert "no delivery activity in this hour" in meta["summary"]
@@ -117,7 +121,7 @@ def test_response_sla_report(conn: psycopg.Connection, db_url: str) -> None:
     add_alert(conn, severity="INFO", created_at=at(5))
     add_alert(conn, severity="CRITICAL", **ack(Sql(at(59, 59) + " + interval '1 s'"), 10))
 
-    meta = materialize(operations.response_sla_report, db_url)
+    meta = materialize(asset("response_sla_report"), db_url)
     assert (meta["alerts"], meta["breached"]) == (5, 2)
     rows = {r.data["severity"]: r.data for r in meta["by_severity"].records}
     assert rows["CRITICAL"] == {

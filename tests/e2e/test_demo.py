@@ -52,6 +52,9 @@ def test_demo_delivers_the_spike_alert_once(tmp_path: Path) -> None:
         "1",
     )
     assert "deliver_pending" in first
+    # The demo's alert goes through `alert-delivery serve` too, with a token made for the run.
+    assert _field(first, r"HTTP API\s+alert-delivery serve on (\S+), token 'demo-api'")
+    assert _field(first, r"POST /api/v1/alerts -> alert \d+ (\w+)") == ("deduplicated",)
 
     second = _demo(home)
     assert _field(second, r"metrics loaded\s+(\d+)")[0] == "0"

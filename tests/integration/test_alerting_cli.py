@@ -107,7 +107,7 @@ def test_inbox_list_and_read(conn: psycopg.Connection, capsys: pytest.CaptureFix
     ).fetchone()
     assert row is not None
     code, out, _ = run(capsys, "inbox", "list", "--recipient", "ops")
-    assert code == 0 and "FIRING [CRITICAL] merge" in out and out.startswith("*")
+    assert code == 0 and "FIRING [CRITICAL] merge" in out and out.splitlines()[1].startswith("*")
     code, out, _ = run(capsys, "inbox", "read", str(row[0]))
     assert code == 0 and "the body" in out
     code, out, _ = run(capsys, "inbox", "list", "--recipient", "ops")

@@ -330,3 +330,41 @@ def test_an_alert_whose_end_time_passed_resolves_its_open_alert(conn: psycopg.Co
     assert kinds_for(conn, raised.alert_id, "resolve") == ["slack"]
     # Again, with nothing open: still 'resolved', no alert.
     assert raise_alert(conn, **doc, ends_at="2000-01-01T00:00:00Z") == RaiseResult(None, "resolved")
+
+
+def test_a_historical_alert_is_recorded_not_paged(conn: psycopg.Connection) -> None:
+    """A backfill's hours older than the horizon: the alert exists, nobody is paged for it."""
+    add_webhook(conn, "slack", "slack")
+    old = raise_alert(
+        conn,
+        labels={"alertname": "Spike", "severity": "critical", "operation_type": "merge"},
+        annotations={"title": "merge spike", "historical": "true"},
+        starts_at="2026-01-01T10:00:00Z",
+    )
+    assert old.outcome == "historical"
+    assert kinds_for(conn, old.alert_id) == []
+    assert log_events(conn, old.alert_id) == ["suppressed_historical"]
+    assert str(alert_row(conn, old.alert_id)["starts_at"]).startswith("2026-01-01 10:00")
+
+
+def test_one_rule_firing_for_many_instances_is_many_alerts(conn: psycopg.Connection) -> None:
+    """Same summary, different `instance`: not content duplicates (only `source` may differ)."""
+    add_webhook(conn, "slack", "slack")
+    outcomes = [
+        raise_alert(
+            conn,
+            labels={"alertname": "Down", "instance": f"10.0.0.{i}:9100", "severity": "critical"},
+            annotations={"summary": "target down"},
+        ).outcome
+        for i in range(5)
+    ]
+    assert outcomes == ["notified"] * 5
+
+
+def test_the_default_inhibition_needs_an_operation_on_both_sides(conn: psycopg.Connection) -> None:
+    """A CRITICAL alert without operation_type (e.g. from Prometheus) inhibits nothing: "the
+    same operation" needs one."""
+    add_webhook(conn, "slack", "slack")
+    raise_alert(conn, labels={"alertname": "Down", "severity": "critical"})
+    warning = raise_alert(conn, labels={"alertname": "Slow", "severity": "warning"})
+    assert warning.outcome == "notified"

@@ -117,3 +117,23 @@ def test_malformed_silences_are_rejected_and_nothing_is_stored(conn: psycopg.Con
     assert listed.silence_id == silence
     assert [str(x) for x in listed.matchers] == ["alert_type=P99"]
     assert listed.active and listed.created_by == "bob"
+
+
+def test_legacy_channel_flags_on_alerts_add_those_kinds(conn: psycopg.Connection) -> None:
+    """Seed 002's per-alert flags, through the Python and the SQL producer alike."""
+    add_webhook(conn, "mail", "email")
+    add_webhook(conn, "app", "inbox")
+    add_webhook(conn, "chat", "slack")
+    conn.execute("UPDATE alert_delivery.routing_rules SET active = false")
+    add_rule(conn, "chat-only", kinds=["slack"])
+    flagged = alert(conn, severity="INFO", notify_email=True, channels=["in_app"])
+    assert kinds_for(conn, flagged.alert_id) == ["email", "inbox", "slack"]
+    row = conn.execute(
+        'SELECT * FROM alert_delivery.raise_alert(\'{"operation_type": "commit",'
+        ' "alert_type": "T", "severity": "INFO", "title": "t",'
+        ' "notify_inapp": true}\'::jsonb)'
+    ).fetchone()
+    assert row is not None and kinds_for(conn, row[0]) == ["inbox", "slack"]
+    with pytest.raises(InvalidInput) as caught:
+        alert(conn, operation_type="x", channels=["fax"])
+    assert caught.value.where == "channels"

@@ -321,8 +321,9 @@ def test_the_webhooks_test_ping_is_rendered_by_the_same_formatter(
             db_url, name="pd", kind="pagerduty", url=rx.url, secret=key, settings=delivery_env
         )
         attempt = ping_webhook(db_url, "pd", config=FAST, settings=delivery_env)
-        [got] = rx.wait_for(1)
+        got, closing = rx.wait_for(2)  # the trigger, then a resolve: no incident left open
     assert attempt.status == 202
+    assert json.loads(closing.body)["event_action"] == "resolve"
     sent = json.loads(got.body)
     assert next(iter(sent)) == "routing_key" and sent["routing_key"] == key
     assert sent["event_action"] == "trigger" and sent["payload"]["severity"] == "info"
