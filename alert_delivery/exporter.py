@@ -93,7 +93,9 @@ COUNTERS: dict[str, MetricSpec] = {
         "Circuit-breaker transitions by the state entered and webhook kind.", ("kind", "state")
     ),
 }
-ATTEMPT_EVENTS = frozenset({"attempt", "delivered", "failed", "retry_scheduled", "dead_lettered"})
+ATTEMPT_EVENTS = frozenset(
+    {"attempt", "delivered", "failed", "retry_scheduled", "dead_lettered", "throttled"}
+)
 SUPPRESSED = "suppressed_"
 BREAKER = "breaker_"
 

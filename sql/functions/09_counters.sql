@@ -46,7 +46,7 @@ BEGIN
            count(*),
            count(*) FILTER (WHERE l.latency_ms IS NOT NULL
                               AND l.event IN ('attempt', 'delivered', 'failed', 'retry_scheduled',
-                                              'dead_lettered'))
+                                              'dead_lettered', 'throttled'))
     FROM logged l
     LEFT JOIN alert_delivery.webhooks w ON w.webhook_id = l.webhook_id
     GROUP BY 1, 2;
