@@ -7,11 +7,10 @@ so receivers holding either secret verify.
 
 import base64
 import binascii
-import hashlib
+import hmac
 import secrets as _random
 import time
 from functools import lru_cache
-from typing import Any
 
 from alert_delivery.errors import InvalidInput
 
@@ -41,31 +40,10 @@ def validate_secret(secret: str) -> None:
 
 
 def sign(message_id: str, timestamp: int, body: bytes, secret: str) -> str:
-    inner, outer = _pads(secret)
-    h = inner.copy()
-    h.update(f"{message_id}.{timestamp}.".encode())
-    h.update(body)
-    o = outer.copy()
-    o.update(h.digest())
-    return "v1," + binascii.b2a_base64(o.digest(), newline=False).decode()
-
-
-@lru_cache(maxsize=1024)
-def _pads(secret: str) -> tuple[Any, Any]:
-    """HMAC-SHA256 (RFC 2104) with the keyed inner and outer hash states computed once per secret:
-    each signature then costs two hash-state copies. ``hmac.digest`` sets up an OpenSSL HMAC
-    context on every call, measured at 3-4 times the cost inside the busy delivery loop."""
-    key = secret_bytes(secret)
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    return (
-        hashlib.sha256(bytes(b ^ 0x36 for b in key)),
-        hashlib.sha256(bytes(b ^ 0x5C for b in key)),
-    )
-
-
-_BLOCK = 64  # SHA-256's block size in bytes
+    # stdlib HMAC: 1.9 us per signature against 1.3 us for hand-kept pad states (timeit), about
+    # 0.3 % of the CPU one delivery costs, so no hand-rolled HMAC.
+    mac = hmac.digest(secret_bytes(secret), f"{message_id}.{timestamp}.".encode() + body, "sha256")
+    return "v1," + binascii.b2a_base64(mac, newline=False).decode()
 
 
 def signature_header(message_id: str, timestamp: int, body: bytes, secrets: list[str]) -> str:
