@@ -7,6 +7,7 @@ not tried, marks its heartbeat row stopped and exits.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -14,15 +15,21 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from alert_delivery.config import Settings, load_settings
-from alert_delivery.db.connection import connection_lost, database_errors, unavailable
+from alert_delivery.db.connection import (
+    connect_async,
+    connection_lost,
+    database_errors,
+    unavailable,
+)
 from alert_delivery.db.queries import query
-from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig, connect_async
+from alert_delivery.delivery.engine import BatchResult, Engine, EngineConfig
 from alert_delivery.delivery.loop import run
 
 CHANNEL = "alert_delivery_queue"
@@ -263,5 +270,25 @@ def run_worker(
             loop.add_signal_handler(sig, worker.stop)
         return await worker.run()
 
-    with database_errors(db_url):
+    with database_errors(db_url), worker_gc():
         return run(main())
+
+
+# A delivery's objects (request, response, rows, outcomes) die young and form few cycles;
+# collecting the youngest generation every 700 allocations, and scanning every long-lived import
+# on the older passes, cost about 4 % of the delivery throughput (bench delivery). Only here, in
+# the worker's own process: a Dagster run never imports this module.
+_GC_THRESHOLD = (50_000, 20, 20)
+
+
+@contextlib.contextmanager
+def worker_gc() -> Iterator[None]:
+    """The worker process's collector: what exists before it starts is never scanned again."""
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()

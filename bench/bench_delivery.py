@@ -31,6 +31,7 @@ from alert_delivery.delivery.engine import Engine, EngineConfig, drain
 from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.registry import add_webhook
 from alert_delivery.delivery.sender import USER_AGENT
+from alert_delivery.worker import worker_gc
 from bench.common import BenchContext, BenchRow, percentile
 
 N_DELIVERIES = 10_000
@@ -155,7 +156,8 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
         finally:
             await engine.close()
 
-    seconds, delivered = run_loop(engine_run())
+    with worker_gc():  # the collector the worker runs with, for both contenders
+        seconds, delivered = run_loop(engine_run())
     _stats(port)
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
@@ -201,7 +203,8 @@ def _throughput_round(db_url: str, port: int, env: dict[str, str]) -> tuple[int,
             await asyncio.gather(*(loop() for _ in range(50)))
             return time.perf_counter() - started
 
-    bare_seconds = run_loop(bare())
+    with worker_gc():
+        bare_seconds = run_loop(bare())
     _stats(port)
     return delivered, seconds, logged, bare_seconds
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import conninfo
@@ -98,6 +99,14 @@ def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
                 yield conn
         finally:
             conn.close()
+
+
+async def connect_async(url: str) -> psycopg.AsyncConnection[Any]:
+    """An autocommit async connection, or ``DatabaseUnavailable`` naming host and cause."""
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(describe_host(url), _first_line(exc)) from None
 
 
 def with_dbname(url: str, dbname: str) -> str:

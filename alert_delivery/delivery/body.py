@@ -5,12 +5,13 @@ from datetime import datetime
 from typing import Any
 
 from alert_delivery.channels import render
-from alert_delivery.delivery.store import DICT_KINDS, Claimed
 
 # json.dumps with these options builds a new encoder per call; one shared encoder, same bytes.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _decode = json.JSONDecoder().decode
 ERROR_MAX = 300
+DICT_KINDS = frozenset(("email", "inbox"))
+"""Kinds the engine reads fields of (subject, text, recipients' title...) rather than sending."""
 
 
 def encode(value: Any) -> str:
@@ -18,23 +19,19 @@ def encode(value: Any) -> str:
     return _encode(value)
 
 
-def render_row(row: Claimed, at: datetime, runbook_base: str) -> str | None:
-    """Render a new row's messages into ``row.body`` (and ``row.payload`` for the kinds that read
-    fields); returns the body, or None with ``row.error`` set when the row cannot be rendered."""
-    messages, row.messages = row.messages, None
+def render_new(
+    kind: str, event: str, messages: list[Any], at: datetime, runbook_base: str
+) -> tuple[str | None, Any, str | None]:
+    """A new row's ``(body, rendered value, None)``, or ``(None, None, reason)`` when it cannot
+    be rendered (the row is then dead-lettered with the reason)."""
     try:
         if not messages:
             raise ValueError("none of its alerts exist")
-        rendered = render(row.kind, row.event, messages, at, runbook_base=runbook_base)
-        body = _encode(rendered)
+        rendered = render(kind, event, messages, at, runbook_base=runbook_base)
+        return _encode(rendered), rendered, None
     except Exception as exc:  # bad data in one row must not stop the batch: it is set aside
         # The reason names the exception and the data's complaint; rendering reads no secret.
-        row.error = f"cannot render: {type(exc).__name__}: {exc}"[:ERROR_MAX]
-        return None
-    row.body = body
-    if row.kind in DICT_KINDS:
-        row.payload = rendered
-    return body
+        return None, None, f"cannot render: {type(exc).__name__}: {exc}"[:ERROR_MAX]
 
 
 def with_routing_key(body: str, routing_key: str) -> str:
@@ -44,14 +41,13 @@ def with_routing_key(body: str, routing_key: str) -> str:
     return head + "}" if body == "{}" else head + "," + body[1:]
 
 
-def serialise(row: Claimed, secrets: list[str]) -> bytes:
+def body_bytes(kind: str, body: str | None, payload: dict[str, Any], secrets: list[str]) -> bytes:
     """The exact bytes signed and sent; PagerDuty's routing key joins only here, never stored."""
-    if row.body is not None:
-        if row.kind == "pagerduty" and secrets and row.body.startswith("{"):
-            return with_routing_key(row.body, secrets[0]).encode()
-        return row.body.encode()
-    payload = row.payload
-    if row.kind == "pagerduty" and secrets:
+    if body is not None:
+        if kind == "pagerduty" and secrets and body.startswith("{"):
+            return with_routing_key(body, secrets[0]).encode()
+        return body.encode()
+    if kind == "pagerduty" and secrets:
         payload = {**payload, "routing_key": secrets[0]}
     return _encode(payload).encode()
 

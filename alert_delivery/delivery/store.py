@@ -1,23 +1,27 @@
 """Async queue access: claim and permits (sql/queries/delivery.sql), outcomes in small groups,
 the shared breaker and counters (sql/queries/delivery_outcomes.sql)."""
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from alert_delivery.db.queries import query
+from alert_delivery.delivery.body import DICT_KINDS, render_new
 
-DICT_KINDS = frozenset(("email", "inbox"))
-"""Kinds the engine reads fields of (subject, text, recipients' title...) rather than sending."""
 _decode = json.JSONDecoder().decode
+RENDER_SLICE = 64
+"""Rows rendered between two yields to the event loop (the lanes read responses meanwhile)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Claimed:
-    """One leased queue row with what is needed to deliver it (secrets still encrypted)."""
+    """One leased queue row, complete as the claim built it (secrets still encrypted): a new
+    row's body is rendered in the claim, so nothing is filled in later."""
 
     delivery_id: int
     message_id: str
@@ -41,13 +45,14 @@ class Claimed:
     """When the rows over ``granted`` should come back (next token, breaker half-open)."""
     body: str | None = None
     """The exact text signed and sent, with no decode and re-encode: the body stored at the row's
-    first claim (PagerDuty's routing key is spliced in at send time), or a legacy row's payload
-    as PostgreSQL prints it for kinds that send it unchanged (then ``payload`` is left empty)."""
+    first claim or rendered in this one (PagerDuty's routing key is spliced in at send time), or
+    a legacy row's payload as PostgreSQL prints it for kinds that send it unchanged (then
+    ``payload`` is empty)."""
     alert_ids: list[int] | None = None
     """Set on new rows only (payload '{}', no body yet): the alerts whose messages it renders."""
     messages: list[Any] | None = None
-    """A new row's alert messages (``alert_delivery.alert_messages``), to render; None otherwise.
-    (The claim sends the messages of all its new rows on its first row; they are shared out.)"""
+    """A new row's alert messages (``alert_delivery.alert_messages``) it was rendered from; None
+    otherwise. (The claim sends the messages of all its new rows on its first row.)"""
     probe: bool = False
     """The shared breaker is half-open and this claim holds its one probe (the granted row)."""
     breaker: str = "closed"
@@ -59,6 +64,13 @@ class Claimed:
     """Why the row cannot be sent at all (it is dead-lettered), e.g. ``cannot render: ...``."""
     rendered: bool = False
     """The body was rendered at this claim: it is stored with the row's first outcome."""
+
+
+# Column positions in the claim's result (sql/queries/delivery.sql), in Claimed's field order.
+_PAYLOAD, _KIND, _CONFIG, _BODY, _ALERT_IDS, _MESSAGES = 5, 7, 12, 18, 19, 20
+_PER_WEBHOOK = ((8, 18), (21, 25))
+"""Column ranges only the webhook's first row in a claim carries (name ... wait_s, probe ...
+paused); the claim's other rows of that webhook get them from it."""
 
 
 @dataclass(slots=True)
@@ -110,9 +122,12 @@ async def claim(
     min_age_s: float = 0.0,
     cooldown_s: float = 60.0,
     only: int | None = None,
+    runbook_base: str = "",
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due rows; each carries its webhook's permit from the same statement.
-    ``only`` restricts the claim to one webhook (looking for the one that makes claims fail)."""
+    """Lease up to ``limit`` due rows, each complete: its webhook's permit from the same
+    statement, and a new row's body rendered (``runbook_base`` links runbooks), which is stored
+    with its first outcome. ``only`` restricts the claim to one webhook (looking for the one that
+    makes claims fail)."""
     cur = await conn.execute(
         query("delivery", "claim"),
         {
@@ -127,41 +142,45 @@ async def claim(
         prepare=True,
     )
     rows = await cur.fetchall()
-    claimed = [Claimed(*row) for row in rows]
-    by_id: dict[int, Any] = {}
-    if claimed and claimed[0].messages:
-        by_id = {m["id"]: m for m in claimed[0].messages}
-    first: dict[int, Claimed] = {}
-    for row in claimed:
-        if row.payload is None:
-            # Email and inbox read the stored body's fields; the other kinds send its text.
-            row.payload = (
-                _decode(row.body) if row.body is not None and row.kind in DICT_KINDS else {}
-            )
-        elif isinstance(row.payload, str):
-            row.payload = json.loads(row.payload)
-        if row.alert_ids is None:
-            row.messages = None
-        else:
-            # Alerts that no longer exist are left out; with none left the row cannot render.
-            row.messages = [by_id[i] for i in row.alert_ids if i in by_id]
-        f = first.get(row.webhook_id)
+    if not rows:
+        return []
+    by_id: dict[int, Any] = {m["id"]: m for m in rows[0][_MESSAGES] or ()}
+    at = datetime.now(UTC)
+    first: dict[int, list[Any]] = {}
+    claimed: list[Claimed] = []
+    for n, row in enumerate(rows, 1):
+        v = list(row)
+        f = first.get(v[3])
         if f is None:
             # The webhook's first row in this claim carries its columns; rows come in
             # delivery_id order, so it is the first one seen.
-            first[row.webhook_id] = row
-            if row.config is None:
-                row.config = {}
-            continue
-        row.name, row.url_token, row.url_redacted = f.name, f.url_token, f.url_redacted
-        row.secret_token, row.config = f.secret_token, f.config
-        row.rate_limit_per_s, row.retry_schedule_s, row.active = (
-            f.rate_limit_per_s,
-            f.retry_schedule_s,
-            f.active,
-        )
-        row.granted, row.wait_s = f.granted, f.wait_s
-        row.probe, row.breaker, row.failures, row.paused = f.probe, f.breaker, f.failures, f.paused
+            first[v[3]] = v
+            if v[_CONFIG] is None:
+                v[_CONFIG] = {}
+        else:
+            for lo, hi in _PER_WEBHOOK:
+                v[lo:hi] = f[lo:hi]
+        kind, payload, body = v[_KIND], v[_PAYLOAD], v[_BODY]
+        if payload is None:
+            # Email and inbox read the stored body's fields; the other kinds send its text.
+            v[_PAYLOAD] = _decode(body) if body is not None and kind in DICT_KINDS else {}
+        elif isinstance(payload, str):
+            v[_PAYLOAD] = json.loads(payload)
+        error, rendered = None, False
+        if v[_ALERT_IDS] is None:
+            v[_MESSAGES] = None
+        else:
+            # Alerts that no longer exist are left out; with none left the row cannot render.
+            messages = v[_MESSAGES] = [by_id[i] for i in v[_ALERT_IDS] if i in by_id]
+            body, value, error = render_new(kind, v[4], messages, at, runbook_base)
+            if body is not None:
+                v[_BODY], rendered = body, True
+                if kind in DICT_KINDS:
+                    v[_PAYLOAD] = value
+            if not n % RENDER_SLICE:
+                await asyncio.sleep(0)  # let the lanes read responses between slices
+        v += (error, rendered)
+        claimed.append(Claimed(*v))
     return claimed
 
 
