@@ -235,7 +235,7 @@ def _am_latency(tmp: Path, receiver_port: int, tag: str) -> list[float]:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], processes: int = 1) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -246,6 +246,8 @@ class Worker:
                 "bench",
                 "--poll-interval",
                 "1",
+                "--processes",
+                str(processes),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -291,7 +293,9 @@ def _env(url: str, key: str) -> dict[str, str]:
     return env
 
 
-def _ours_throughput(ctx: BenchContext, receiver_port: int, key: str, tag: str) -> float:
+def _ours_throughput(
+    ctx: BenchContext, receiver_port: int, key: str, tag: str, processes: int = 1
+) -> float:
     url = ctx.fresh_database()
     env = _env(url, key)
     settings = load_settings(env)
@@ -306,9 +310,9 @@ def _ours_throughput(ctx: BenchContext, receiver_port: int, key: str, tag: str) 
         ).webhook_id
         for i in range(N_WEBHOOKS)
     ]
-    worker = Worker(env)
+    worker = Worker(env, processes)
     try:
-        time.sleep(1.0)  # the worker connected and listens: its start-up is not measured
+        time.sleep(1.0 + 0.5 * processes)  # connected and listening: start-up is not measured
         _insert_alerts_and_rows(url, hooks, tag)
         return _rate(_wait_for(receiver_port, N, 180))
     finally:
@@ -375,6 +379,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     key = Fernet.generate_key().decode()
     am_rates: list[float] = []
     our_rates: list[float] = []
+    our_rates2: list[float] = []
     am_lat: list[list[float]] = []
     our_lat: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -411,6 +416,8 @@ def run(ctx: BenchContext) -> list[BenchRow]:
                 ctx.settle()
                 our_rates.append(_ours_throughput(ctx, port, key, f"ust{r}"))
                 ctx.settle()
+                our_rates2.append(_ours_throughput(ctx, port, key, f"us2t{r}", processes=2))
+                ctx.settle()
                 am_lat.append(_am_latency(tmp, port, f"aml{r}"))
                 our_lat.append(_ours_latency(ctx, port, key, f"usl{r}"))
                 ctx.settle()
@@ -418,9 +425,15 @@ def run(ctx: BenchContext) -> list[BenchRow]:
             _stop(receiver)
     am_rate, our_rate = statistics.median(am_rates), statistics.median(our_rates)
     ratios = [o / a for o, a in zip(our_rates, am_rates, strict=True) if a]
+    ratios2 = [o / a for o, a in zip(our_rates2, am_rates, strict=True) if a]
     results: dict[str, Any] = {
         "cores": os.cpu_count(),
-        "throughput_per_s": {"alertmanager": am_rates, "alert_delivery_worker": our_rates},
+        "throughput_per_s": {
+            "alertmanager": am_rates,
+            "alert_delivery_worker": our_rates,
+            "alert_delivery_worker_2_processes": our_rates2,
+        },
+        "load_average": os.getloadavg(),
         "latency_ms": {
             name: [
                 {q: percentile(lat, p) for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
@@ -463,6 +476,13 @@ def run(ctx: BenchContext) -> list[BenchRow]:
             met=statistics.median(ratios) >= 1.5,
             note=f"{_spread(our_rates)}; ratio {statistics.median(ratios):.2f}x "
             f"({min(ratios):.2f}-{max(ratios):.2f})",
+        ),
+        BenchRow(
+            "worker --processes 2: throughput",
+            N,
+            N / statistics.median(our_rates2),
+            note=f"{_spread(our_rates2)}; ratio {statistics.median(ratios2):.2f}x "
+            f"({min(ratios2):.2f}-{max(ratios2):.2f}), load {os.getloadavg()[0]:.1f}",
         ),
         lat_row("alertmanager 0.25: latency @ 200/s", am_lat, "", None),
         lat_row(

@@ -1,8 +1,11 @@
 """`alert-delivery worker`: run a delivery worker until SIGTERM.
 
 Every tuning flag can come from the environment too (a flag wins): ALERT_DELIVERY_WORKER_
-CONCURRENCY, _BATCH_SIZE, _POLL_INTERVAL, _LEASE, _METRICS_PORT, validated like the flags
-(finite, in range), so a Deployment configures workers without templating the command line.
+CONCURRENCY, _BATCH_SIZE, _POLL_INTERVAL, _LEASE, _PROCESSES, _METRICS_PORT, validated like the
+flags (finite, in range), so a Deployment configures workers without templating the command line.
+
+``--processes N`` (default 1) runs N worker processes under one supervising parent
+(``worker_pool``): one Python process saturates one core with its event loop.
 """
 
 import argparse
@@ -11,6 +14,7 @@ import sys
 from collections.abc import Mapping
 
 from alert_delivery.cli import logformat
+from alert_delivery.cli.worker_pool import run_pool
 from alert_delivery.config import env_number
 from alert_delivery.db.connection import resolve_database_url
 from alert_delivery.delivery.engine import EngineConfig
@@ -27,6 +31,7 @@ _BOUNDS = {
     "read_timeout": 3600.0,
     "lease": 86_400.0,
     "breaker_cooldown": 86_400.0,
+    "processes": 64,
 }
 
 
@@ -37,6 +42,7 @@ ENV_OPTIONS: dict[str, tuple[float, bool, float]] = {
     "batch_size": (100, True, _BOUNDS["batch_size"]),
     "poll_interval": (1.0, False, _BOUNDS["poll_interval"]),
     "lease": (120.0, False, _BOUNDS["lease"]),
+    "processes": (1, True, _BOUNDS["processes"]),
 }
 
 
@@ -74,6 +80,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds (10)")
     p.add_argument("--lease", type=float, help="lease per claimed row, s (120)")
     p.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes sharing the queue under one parent (1; with --metrics-port P,"
+        " process i serves P+i)",
+    )
+    p.add_argument(
         "--breaker-cooldown",
         type=float,
         default=60.0,
@@ -104,6 +116,30 @@ def _serve_process_metrics(host: str, port: int) -> None:
     print(f"worker metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
 
 
+def _pool(args: argparse.Namespace) -> int:
+    """Run ``args.processes`` single-process workers with these options; the parent resolves the
+    database once (an embedded server is started here and outlives the children)."""
+    if args.metrics_port is not None and args.metrics_port + args.processes > 65536:
+        raise InvalidInput("no room for one port per process", where="--metrics-port")
+    env = dict(os.environ, ALERT_DELIVERY_DATABASE_URL=resolve_database_url())
+
+    def argv_for(i: int) -> list[str]:
+        argv = [sys.executable, "-m", "alert_delivery", "--log-format", args.log_format]
+        argv += ["-v"] if args.verbose else []
+        argv += ["worker", "--processes", "1"]
+        if args.worker_id:
+            argv += ["--id", f"{args.worker_id}-{i}"]
+        for name in _BOUNDS:
+            if name != "processes":
+                argv += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+        if args.metrics_port is not None:
+            argv += ["--metrics-port", str(args.metrics_port + i)]
+            argv += ["--metrics-host", args.metrics_host]
+        return argv
+
+    return run_pool(argv_for, args.processes, env)
+
+
 def handle(args: argparse.Namespace) -> int:
     apply_environment(args, os.environ)
     # Finite and bounded: NaN passes "<= 0" checks, and an infinite lease or timeout overflows
@@ -116,6 +152,8 @@ def handle(args: argparse.Namespace) -> int:
             high=high,
             low_inclusive=False,
         )
+    if args.processes > 1:
+        return _pool(args)
     config = EngineConfig(
         sender=SenderConfig(
             concurrency=args.concurrency,

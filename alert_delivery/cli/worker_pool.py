@@ -1,0 +1,84 @@
+"""``alert-delivery worker --processes N``: N worker processes on one queue, one parent.
+
+The children are ordinary ``alert-delivery worker`` processes (they share the queue through SKIP
+LOCKED and leases, like workers on different machines). The parent only supervises: it forwards
+SIGTERM and SIGINT to every child and waits for them to finish their attempts, and it restarts a
+child that exits on its own, after a pause that doubles (1 s up to 30 s) while children keep
+failing soon after their start.
+"""
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from types import FrameType
+
+log = logging.getLogger("alert_delivery.worker")
+POLL_S = 0.2
+RESTART_BASE_S = 1.0
+RESTART_CAP_S = 30.0
+HEALTHY_AFTER_S = 60.0
+"""A child that ran this long before it exited restarts after the base pause again."""
+STOP_GRACE_S = 60.0
+"""How long stopped children may take to finish their attempts before they are killed."""
+
+
+def run_pool(argv_for: Callable[[int], list[str]], processes: int, env: Mapping[str, str]) -> int:
+    """Run ``processes`` children (``argv_for(i)`` is child i's command line) until SIGTERM or
+    SIGINT; returns 0 when every child stopped cleanly, else the first non-zero exit code."""
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    def start(i: int) -> subprocess.Popen[bytes]:
+        started[i] = time.monotonic()
+        return subprocess.Popen(argv_for(i), env=dict(env))
+
+    started: dict[int, float] = {}
+    pauses = dict.fromkeys(range(processes), RESTART_BASE_S)
+    due: dict[int, float] = {}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    children = {i: start(i) for i in range(processes)}
+    try:
+        while not stopping:
+            time.sleep(POLL_S)
+            now = time.monotonic()
+            for i, proc in list(children.items()):
+                code = proc.poll()
+                if code is None or stopping:
+                    continue
+                if i not in due:
+                    if now - started[i] >= HEALTHY_AFTER_S:
+                        pauses[i] = RESTART_BASE_S
+                    log.warning(
+                        "worker process %d exited with %d; restarting in %.0f s", i, code, pauses[i]
+                    )
+                    due[i] = now + pauses[i]
+                    pauses[i] = min(RESTART_CAP_S, pauses[i] * 2)
+                elif now >= due.pop(i):
+                    children[i] = start(i)
+        return _wait_all(list(children.values()))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
+    deadline = time.monotonic() + STOP_GRACE_S
+    result = 0
+    for proc in procs:
+        try:
+            code = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("a worker process did not stop in %.0f s; killed", STOP_GRACE_S)
+            proc.kill()
+            code = proc.wait()
+        if code and not result:
+            result = code
+    return result
