@@ -254,6 +254,22 @@ class Worker:
             stderr=subprocess.DEVNULL,
         )
 
+    def ready(self, url: str, processes: int = 1) -> None:
+        """Wait until every worker process listens (its heartbeat row is written after LISTEN):
+        start-up is not measured, even when a loaded machine makes it slow."""
+        deadline = time.monotonic() + 60
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT count(*) FROM alert_delivery.workers WHERE stopped_at IS NULL"
+                ).fetchone()
+                if row is not None and row[0] >= processes:
+                    return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError("the worker did not start")
+
     def close(self) -> None:
         _stop(self.proc)
 
@@ -312,7 +328,7 @@ def _ours_throughput(
     ]
     worker = Worker(env, processes)
     try:
-        time.sleep(1.0 + 0.5 * processes)  # connected and listening: start-up is not measured
+        worker.ready(url, processes)
         _insert_alerts_and_rows(url, hooks, tag)
         return _rate(_wait_for(receiver_port, N, 180))
     finally:
@@ -344,7 +360,7 @@ def _ours_latency(ctx: BenchContext, receiver_port: int, key: str, tag: str) -> 
     worker = Worker(env)
     started: dict[str, float] = {}
     try:
-        time.sleep(1.0)
+        worker.ready(url)
         with psycopg.connect(url) as conn:
             t0 = time.perf_counter()
             for i in range(RATE * LATENCY_SECONDS):

@@ -163,3 +163,53 @@ def test_sigterm_finishes_in_flight_attempts_and_releases_the_rest(
         "SELECT count(*) FROM alert_delivery.delivery_log WHERE event = 'released'"
     ).fetchone()
     assert released == (8,)
+
+
+def test_processes_share_the_queue_under_one_parent_that_restarts_and_stops_them(
+    db_url: str,
+    conn: psycopg.Connection,
+    delivery_env: Settings,
+    workers: list[subprocess.Popen[str]],
+) -> None:
+    """`worker --processes 2`: two children (ids pool-0, pool-1) deliver each row once; a child
+    that dies is started again; SIGTERM to the parent stops both cleanly."""
+    with serve(Receiver(always(200, delay_s=0.002))) as rx:
+        hook = add_webhook(
+            db_url,
+            name="pool",
+            kind="webhook",
+            url=rx.url,
+            settings=delivery_env,
+            rate_limit_per_s=1000.0,
+        ).webhook_id
+        workers.append(start_worker("pool", "--processes", "2"))
+        wait_until(lambda: _live(conn, 2))
+        ids = enqueue(conn, hook, [{"i": i} for i in range(100)], notify=True)
+        wait_until(lambda: len(rx.requests) >= len(ids))
+        row = conn.execute(
+            "SELECT pid, now() FROM alert_delivery.workers WHERE worker_id = 'pool-0'"
+        ).fetchone()
+        assert row is not None
+        os.kill(row[0], signal.SIGKILL)
+
+        def restarted() -> bool:
+            beat = conn.execute(
+                "SELECT heartbeat_at > %s FROM alert_delivery.workers WHERE worker_id = 'pool-0'",
+                (row[1],),
+            ).fetchone()
+            return beat is not None and bool(beat[0])
+
+        wait_until(restarted)
+        ids += enqueue(conn, hook, [{"j": i} for i in range(50)], notify=True)
+        wait_until(lambda: len(rx.requests) >= len(ids))
+        seen = collections.Counter(rx.ids())
+    assert sum(seen.values()) == 150 and max(seen.values()) == 1
+    workers[0].send_signal(signal.SIGTERM)
+    assert workers[0].wait(30) == 0, workers[0].stderr.read() if workers[0].stderr else ""
+    names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT worker_id FROM alert_delivery.workers WHERE stopped_at IS NOT NULL"
+        ).fetchall()
+    }
+    assert names == {"pool-0", "pool-1"}
