@@ -61,9 +61,11 @@ def run_pool(argv_for: Callable[[int], list[str]], processes: int, env: Mapping[
                     )
                     due[i] = now + pauses[i]
                     pauses[i] = min(RESTART_CAP_S, pauses[i] * 2)
-                elif now >= due.pop(i):
+                elif now >= due[i]:
+                    del due[i]
                     children[i] = start(i)
-        return _wait_all(list(children.values()))
+        # A child waiting for its restart already said why it ended: it is not started again.
+        return _wait_all([proc for i, proc in children.items() if i not in due])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

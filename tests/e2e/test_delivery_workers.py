@@ -199,7 +199,7 @@ def test_processes_share_the_queue_under_one_parent_that_restarts_and_stops_them
             ).fetchone()
             return beat is not None and bool(beat[0])
 
-        wait_until(restarted)
+        wait_until(restarted, 20)
         ids += enqueue(conn, hook, [{"j": i} for i in range(50)], notify=True)
         wait_until(lambda: len(rx.requests) >= len(ids))
         seen = collections.Counter(rx.ids())
