@@ -7,9 +7,12 @@ child that exits on its own, after a pause that doubles (1 s up to 30 s) while c
 failing soon after their start.
 """
 
+import ctypes
+import ctypes.util
 import logging
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from types import FrameType
@@ -38,8 +41,9 @@ def run_pool(argv_for: Callable[[int], list[str]], processes: int, env: Mapping[
 
     def start(i: int) -> subprocess.Popen[bytes]:
         started[i] = time.monotonic()
-        return subprocess.Popen(argv_for(i), env=dict(env))
+        return subprocess.Popen(argv_for(i), env=dict(env), preexec_fn=death_signal)
 
+    death_signal = _stop_with_parent()
     started: dict[int, float] = {}
     pauses = dict.fromkeys(range(processes), RESTART_BASE_S)
     due: dict[int, float] = {}
@@ -69,6 +73,23 @@ def run_pool(argv_for: Callable[[int], list[str]], processes: int, env: Mapping[
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """What a child runs before exec (Linux): SIGTERM when the parent dies, even by SIGKILL, so
+    no worker outlives its supervisor. libc is loaded here, in the parent: nothing in between
+    fork and exec may start a process or take a lock. Elsewhere a child outlives a killed parent."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return set_death_signal
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:

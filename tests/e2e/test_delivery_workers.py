@@ -213,3 +213,21 @@ def test_processes_share_the_queue_under_one_parent_that_restarts_and_stops_them
         ).fetchall()
     }
     assert names == {"pool-0", "pool-1"}
+
+
+def test_a_killed_parent_takes_its_worker_processes_with_it(
+    conn: psycopg.Connection, delivery_env: Settings, workers: list[subprocess.Popen[str]]
+) -> None:
+    """The children get SIGTERM when the parent dies, even by SIGKILL: they stop cleanly."""
+    workers.append(start_worker("orphan", "--processes", "2"))
+    wait_until(lambda: _live(conn, 2))
+    workers[0].kill()
+    workers[0].wait(10)
+
+    def both_stopped() -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM alert_delivery.workers WHERE stopped_at IS NOT NULL"
+        ).fetchone()
+        return row == (2,)
+
+    wait_until(both_stopped)
