@@ -7,12 +7,12 @@ hour in which nothing was logged or raised.
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import datetime
 
 import dagster as dg
 
 from alert_delivery.defs import tags
-from alert_delivery.defs.partitions import HOUR, Partitions
+from alert_delivery.defs.partitions import Partitions, hourly_due_schedule
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.operations import due, reports
 from alert_delivery.operations.pipeline_alerts import raise_pipeline_alert
@@ -189,26 +189,20 @@ def build(parts: Partitions) -> dg.Definitions:
         tags=tags.REPORT,
     )
 
-    @dg.schedule(
+    def reports_due(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
+        with postgres.get_connection() as conn:
+            return due.reports_due(conn, start, end)
+
+    reports_hourly = hourly_due_schedule(
         name="reports_hourly",
         job=reports_job,
-        cron_schedule="15 * * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        partitions=parts.hourly,
+        minute=15,
         description="Report the previous hour at minute 15 when something was logged or raised.",
+        run_key="reports",
+        is_due=reports_due,
+        nothing="nothing delivered, logged or raised",
     )
-    def reports_hourly(
-        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
-    ) -> dg.RunRequest | dg.SkipReason:
-        at = context.scheduled_execution_time.astimezone(UTC)
-        start = at.replace(minute=0, second=0, microsecond=0) - HOUR
-        key = start.strftime("%Y-%m-%d-%H:%M")
-        if not parts.hourly.has_partition_key(key):
-            return dg.SkipReason(f"hour {key} is before the first partition")
-        with postgres.get_connection() as conn:
-            if not due.reports_due(conn, start, start + HOUR):
-                return dg.SkipReason(f"nothing delivered, logged or raised in hour {key}")
-        return dg.RunRequest(run_key=f"reports:{key}", partition_key=key)
 
     return dg.Definitions(
         assets=[delivery_report, response_sla_report],
