@@ -61,9 +61,11 @@ END
 $$;
 
 -- Detaches and drops every partition whose rows are all older than p_retention (its upper bound
--- is at or before now() - p_retention); returns their names. The default partition is never
--- dropped. Counters do not change: they live in delivery_counts / delivery_counters.
-CREATE OR REPLACE FUNCTION alert_delivery.drop_expired_log_partitions(p_retention interval)
+-- is at or before p_now - p_retention); returns their names. The default partition is never
+-- dropped. Counters do not change: they live in delivery_counts / delivery_counters. p_now is for
+-- tests (a clock 40 days ahead); callers leave it.
+CREATE OR REPLACE FUNCTION alert_delivery.drop_expired_log_partitions(
+    p_retention interval, p_now timestamptz DEFAULT now())
 RETURNS SETOF text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -75,7 +77,7 @@ BEGIN
     END IF;
     FOR part IN
         SELECT p.name FROM alert_delivery.log_partitions() p
-        WHERE p.upper_bound <= now() - p_retention
+        WHERE p.upper_bound <= p_now - p_retention
     LOOP
         EXECUTE format('ALTER TABLE alert_delivery.delivery_log DETACH PARTITION'
                        ' alert_delivery.%I', part);
