@@ -15,6 +15,7 @@ figures below the median are what the daemon costs: a sensor tick every 5 s what
 interval, the run queue's dequeue interval, and 1.5-2.3 s to start a run's subprocess.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -115,12 +116,19 @@ WHERE dagster_event_type IN ('PIPELINE_ENQUEUED', 'PIPELINE_STARTING', 'PIPELINE
 """
 
 
+TICKS = """
+SELECT extract(epoch FROM timestamp)::float8 FROM job_ticks
+WHERE tick_body LIKE '%"delivery_queue_sensor"%' ORDER BY timestamp
+"""
+
+
 def _run_stages(dagster_url: str) -> str:
     """Median seconds of each stage of the delivery runs, from Dagster's own event log."""
     stages: dict[str, dict[str, float]] = {}
     with psycopg.connect(dagster_url) as conn:
         for run_id, kind, at in conn.execute(RUN_STAGES.encode()).fetchall():
             stages.setdefault(str(run_id), {})[str(kind)] = float(at)
+        ticks = [float(r[0]) for r in conn.execute(TICKS.encode()).fetchall()]
     spans = {"queued": [], "launch": [], "run": []}  # type: dict[str, list[float]]
     for events in stages.values():
         for span, a, b in (
@@ -130,6 +138,8 @@ def _run_stages(dagster_url: str) -> str:
         ):
             if a in events and b in events:
                 spans[span].append(events[b] - events[a])
+    # The daemon's sensor cadence: seconds between two evaluations of delivery_queue_sensor.
+    spans["tick gap"] = [b - a for a, b in itertools.pairwise(ticks)]
     return (
         ", ".join(
             f"{span} {statistics.median(v):.1f} s (max {max(v):.1f})"
