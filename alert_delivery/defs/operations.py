@@ -9,7 +9,7 @@ hour in which nothing was logged or raised. The ``log_partitions`` schedule keep
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 
