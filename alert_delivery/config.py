@@ -39,6 +39,10 @@ class Settings:
     historical_horizon_s: float = 7200.0
     """``ALERT_DELIVERY_HISTORICAL_HORIZON``: seconds; alerts of detection hours that ended longer
     ago than this (a backfill) are historical: recorded, summarised in one digest alert."""
+    log_retention_days: int = 30
+    """``ALERT_DELIVERY_LOG_RETENTION_DAYS``: whole days of ``delivery_log`` kept (1-3650); the
+    daily ``log_partitions`` schedule drops the daily partitions older than this. Counters
+    (``delivery_counters``) are lifetime and unaffected."""
 
     @property
     def pgdata(self) -> Path:
@@ -93,6 +97,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         partitions_start=_parse_start(env.get("ALERT_DELIVERY_PARTITIONS_START", "")),
         historical_horizon_s=env_number(
             env, "ALERT_DELIVERY_HISTORICAL_HORIZON", 7200.0, low=0.0, high=366 * 86400.0
+        ),
+        log_retention_days=int(
+            env_number(env, "ALERT_DELIVERY_LOG_RETENTION_DAYS", 30, low=1, high=3650, integer=True)
         ),
     )
 

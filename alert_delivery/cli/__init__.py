@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
+import psycopg
+
 from alert_delivery.cli import logformat
 from alert_delivery.errors import AlertDeliveryError
 
@@ -89,6 +91,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args))
     except AlertDeliveryError as exc:
         print(f"alert-delivery: error: {exc}", file=sys.stderr)
+        return 2
+    except (
+        psycopg.errors.InvalidSchemaName,
+        psycopg.errors.UndefinedTable,
+        psycopg.errors.UndefinedFunction,
+        psycopg.errors.UndefinedColumn,
+    ) as exc:
+        # A database nobody migrated (or migrated by an older version): say what to run.
+        first = (exc.diag.message_primary or type(exc).__name__).splitlines()[0]
+        print(
+            f"alert-delivery: error: the database is not at this version's schema ({first});"
+            " run `alert-delivery db upgrade`",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from alert_delivery.defs import tags
-from alert_delivery.defs.partitions import HOUR, Partitions, hours
+from alert_delivery.defs.partitions import Partitions, hourly_due_schedule, hours
 from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.detection import checks, report
 from alert_delivery.detection.anomalies import detect_anomalies
@@ -245,26 +245,20 @@ def build(parts: Partitions) -> dg.Definitions:
                 return dg.SkipReason("no metrics in the baseline window")
         return dg.RunRequest(run_key=f"baselines:{end:%Y-%m-%d}")
 
-    @dg.schedule(
+    def detection_due(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
+        with postgres.get_connection() as conn:
+            return due.detection_due(conn, start, end)
+
+    detection_hourly = hourly_due_schedule(
         name="detection_hourly",
         job=detection_job,
-        cron_schedule="5 * * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        partitions=parts.hourly,
+        minute=5,
         description="Detect the previous hour at minute 5 when it holds metrics.",
+        run_key="detect",
+        is_due=detection_due,
+        nothing="no metrics recorded",
     )
-    def detection_hourly(
-        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
-    ) -> dg.RunRequest | dg.SkipReason:
-        at = context.scheduled_execution_time.astimezone(UTC)
-        start = at.replace(minute=0, second=0, microsecond=0) - HOUR
-        key = start.strftime("%Y-%m-%d-%H:%M")
-        if not parts.hourly.has_partition_key(key):
-            return dg.SkipReason(f"hour {key} is before the first partition")
-        with postgres.get_connection() as conn:
-            if not due.detection_due(conn, start, start + HOUR):
-                return dg.SkipReason(f"no metrics recorded in hour {key}")
-        return dg.RunRequest(run_key=f"detect:{key}", partition_key=key)
 
     return dg.Definitions(
         assets=[baselines, anomalies, correlations],

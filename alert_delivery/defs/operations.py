@@ -3,18 +3,21 @@
 Thin wrappers over ``alert_delivery.operations``; the SQL lives in ``sql/queries/operations.sql``.
 The reports sit at the end of the lineage (``delivery_log -> delivery_report``,
 ``alerts -> response_sla_report``) and run on the ``reports_hourly`` schedule, which skips an
-hour in which nothing was logged or raised.
+hour in which nothing was logged or raised. The ``log_partitions`` schedule keeps
+``delivery_log``'s daily partitions: it creates the coming days and drops the days older than
+``ALERT_DELIVERY_LOG_RETENTION_DAYS``, launching a run only on a day one of them is due.
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 import dagster as dg
 
+from alert_delivery.config import load_settings
 from alert_delivery.defs import tags
-from alert_delivery.defs.partitions import HOUR, Partitions
+from alert_delivery.defs.partitions import Partitions, hourly_due_schedule
 from alert_delivery.defs.resources import PostgresResource
-from alert_delivery.operations import due, reports
+from alert_delivery.operations import due, log_partitions, reports
 from alert_delivery.operations.pipeline_alerts import raise_pipeline_alert
 
 _GROUP = "operations"
@@ -166,6 +169,57 @@ def pipeline_failure_alert(context: dg.RunFailureSensorContext, postgres: Postgr
     )
 
 
+@dg.op(out=dg.Out(dict))
+def maintain_log_partitions(
+    context: dg.OpExecutionContext, postgres: PostgresResource
+) -> dg.Output[dict[str, int]]:
+    """Create delivery_log's coming daily partitions, then drop those past the retention."""
+    retention_days = load_settings().log_retention_days
+    with postgres.guarded_url() as url:
+        changes = log_partitions.maintain(url, retention_days)
+    context.log.info(
+        f"delivery_log partitions: created {', '.join(changes.created) or 'none'};"
+        f" dropped {', '.join(changes.dropped) or 'none'} (retention {retention_days} days)"
+    )
+    counts = {"created": len(changes.created), "dropped": len(changes.dropped)}
+    metadata: dict[str, dg.RawMetadataValue] = dict(counts)
+    metadata["retention_days"] = retention_days
+    metadata["created_partitions"] = ", ".join(changes.created) or "-"
+    metadata["dropped_partitions"] = ", ".join(changes.dropped) or "-"
+    return dg.Output(counts, metadata=metadata)
+
+
+@dg.job(
+    name="log_partitions",
+    description="Create delivery_log's daily partitions ahead and drop the expired ones.",
+    tags=tags.MAINTENANCE,
+)
+def log_partitions_job() -> None:
+    maintain_log_partitions()
+
+
+@dg.schedule(
+    name="log_partitions",
+    job=log_partitions_job,
+    cron_schedule="5 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 00:05 UTC: drop delivery_log partitions past the retention and create"
+    " the next days', when either is due (one catalog query).",
+)
+def log_partitions_schedule(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    retention_days = load_settings().log_retention_days
+    with postgres.get_connection() as conn:
+        if not due.log_partitions_due(conn, retention_days, log_partitions.DAYS_AHEAD):
+            return dg.SkipReason(
+                f"no delivery_log partition to create or past {retention_days} days"
+            )
+    day = context.scheduled_execution_time.astimezone(UTC).strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"log_partitions:{day}")
+
+
 def build(parts: Partitions) -> dg.Definitions:
     delivery_report = dg.asset(
         name="delivery_report",
@@ -189,30 +243,24 @@ def build(parts: Partitions) -> dg.Definitions:
         tags=tags.REPORT,
     )
 
-    @dg.schedule(
+    def reports_due(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
+        with postgres.get_connection() as conn:
+            return due.reports_due(conn, start, end)
+
+    reports_hourly = hourly_due_schedule(
         name="reports_hourly",
         job=reports_job,
-        cron_schedule="15 * * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        partitions=parts.hourly,
+        minute=15,
         description="Report the previous hour at minute 15 when something was logged or raised.",
+        run_key="reports",
+        is_due=reports_due,
+        nothing="nothing delivered, logged or raised",
     )
-    def reports_hourly(
-        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
-    ) -> dg.RunRequest | dg.SkipReason:
-        at = context.scheduled_execution_time.astimezone(UTC)
-        start = at.replace(minute=0, second=0, microsecond=0) - HOUR
-        key = start.strftime("%Y-%m-%d-%H:%M")
-        if not parts.hourly.has_partition_key(key):
-            return dg.SkipReason(f"hour {key} is before the first partition")
-        with postgres.get_connection() as conn:
-            if not due.reports_due(conn, start, start + HOUR):
-                return dg.SkipReason(f"nothing delivered, logged or raised in hour {key}")
-        return dg.RunRequest(run_key=f"reports:{key}", partition_key=key)
 
     return dg.Definitions(
         assets=[delivery_report, response_sla_report],
-        jobs=[reports_job],
-        schedules=[reports_hourly],
+        jobs=[reports_job, log_partitions_job],
+        schedules=[reports_hourly, log_partitions_schedule],
         sensors=[pipeline_failure_alert],
     )

@@ -9,3 +9,5 @@ DELIVERY = {KIND_TAG: "delivery"}
 cores from detection."""
 ESCALATION = {KIND_TAG: "escalation"}
 REPORT = {KIND_TAG: "report"}
+MAINTENANCE = {KIND_TAG: "maintenance"}
+"""log_partitions: limit 1 (creating and dropping delivery_log partitions)."""

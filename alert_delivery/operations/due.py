@@ -67,3 +67,8 @@ def reports_due(conn: psycopg.Connection, start: datetime, end: datetime) -> boo
 
 def escalation_report_due(conn: psycopg.Connection, since: datetime) -> bool:
     return _flag(conn, "escalation_report_due", {"since": since})
+
+
+def log_partitions_due(conn: psycopg.Connection, retention_days: int, ahead: int) -> bool:
+    """A delivery_log partition has expired, or an upcoming day has no partition yet."""
+    return _flag(conn, "log_partitions_due", {"retention_days": retention_days, "ahead": ahead})

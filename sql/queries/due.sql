@@ -99,3 +99,9 @@ SELECT EXISTS (SELECT 1 FROM alert_delivery.delivery_log
 SELECT EXISTS (SELECT 1 FROM alert_delivery.escalations
                WHERE created_at >= %(since)s OR last_sent_at >= %(since)s
                   OR stopped_at >= %(since)s)
+
+-- name: log_partitions_due
+-- The log_partitions schedule (sql/functions/10_partitions.sql): a delivery_log partition is
+-- older than the retention, or one of today and the next %(ahead)s days has none. Reads the
+-- catalog only (pg_inherits), never the log.
+SELECT alert_delivery.log_partitions_due(make_interval(days => %(retention_days)s), %(ahead)s)

@@ -46,6 +46,7 @@ def test_definitions_name_expected_assets_jobs_sensors_schedules() -> None:
         "detection_hourly": ("detect_hourly", "5 * * * *"),
         "reports_hourly": ("reports_hourly", "15 * * * *"),
         "escalation_report_hourly": ("escalation_report_hourly", "15 * * * *"),
+        "log_partitions": ("log_partitions", "5 0 * * *"),
     }
     assert set(expected) == names
     for name, (job, cron) in expected.items():

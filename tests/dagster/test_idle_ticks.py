@@ -52,6 +52,7 @@ def test_sixty_idle_ticks_launch_nothing(db_url: str) -> None:
         "detection_hourly",
         "reports_hourly",
         "escalation_report_hourly",
+        "log_partitions",
     }
     assert sum(report.values()) == 0, report
 

@@ -217,3 +217,34 @@ def test_run_failure_sensor_ticks_through_dagster(conn: psycopg.Connection, db_u
         b"SELECT source, title, payload->>'run_id' FROM alert_delivery.alerts"
     ).fetchall()
     assert rows == [("pipeline", "Dagster run of doomed failed", result.run_id)]
+
+
+def test_log_partitions_schedule_launches_only_when_a_partition_is_due(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    resources = {"postgres": PostgresResource(database_url=db_url)}
+    schedule = operations.log_partitions_schedule
+    at = datetime.now(UTC)
+    with dg.build_schedule_context(resources=resources, scheduled_execution_time=at) as context:
+        idle = schedule.evaluate_tick(context)
+    assert not idle.run_requests
+    assert "no delivery_log partition" in (idle.skip_message or "")
+
+    # The last day ahead is missing: due, one run for the day.
+    [(last,)] = conn.execute(
+        b"SELECT max(name) FROM alert_delivery.log_partitions() WHERE name LIKE 'delivery_log_p%'"
+    ).fetchall()
+    conn.execute(f"DROP TABLE alert_delivery.{last}".encode())
+    with dg.build_schedule_context(resources=resources, scheduled_execution_time=at) as context:
+        data = schedule.evaluate_tick(context)
+    [request] = data.run_requests or []
+    assert request.run_key == f"log_partitions:{at.strftime('%Y-%m-%d')}"
+
+    result = operations.log_partitions_job.execute_in_process(
+        resources=resources, instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    assert result.output_for_node("maintain_log_partitions") == {"created": 1, "dropped": 0}
+    assert operations.log_partitions_job.tags["alert_delivery/kind"] == "maintenance"
+    names = [r[0] for r in conn.execute(b"SELECT name FROM alert_delivery.log_partitions()")]
+    assert last in names

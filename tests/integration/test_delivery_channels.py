@@ -1,14 +1,11 @@
 """Email over a real aiosmtpd server, inbox rows, PagerDuty's routing key, DLQ, key rotation."""
 
-import email
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 
 from alert_delivery.config import Settings, load_settings
@@ -19,32 +16,17 @@ from alert_delivery.delivery.rotation import rotate_all
 from alert_delivery.delivery.secrets import Vault
 from alert_delivery.errors import InvalidInput
 from tests.support.delivery import FAST, delivery_env, enqueue, log_events, queue_rows
-from tests.support.receivers import Receiver, always, closed_port, serve
+from tests.support.receivers import Receiver, always, serve
+from tests.support.smtp import Mailbox, smtp_server
 
 __all__ = ["delivery_env"]
-
-
-class Mailbox:
-    def __init__(self, code: str = "250 OK") -> None:
-        self.messages: list[Message] = []
-        self.code = code
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        if self.code.startswith("250"):
-            self.messages.append(email.message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-        return self.code
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
-    port = closed_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 def test_email_is_delivered_over_smtp(

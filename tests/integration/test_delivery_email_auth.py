@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +20,7 @@ from alert_delivery.config import Settings
 from alert_delivery.delivery.engine import deliver_batch
 from alert_delivery.delivery.registry import add_webhook, list_webhooks
 from tests.support.delivery import FAST, delivery_env, enqueue, queue_rows
-from tests.support.receivers import closed_port
+from tests.support.smtp import smtp_server
 
 __all__ = ["delivery_env"]
 
@@ -84,21 +83,14 @@ def tls_smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     box = AuthMailbox()
-    port = closed_port()
-    controller = Controller(
+    with smtp_server(
         box,
-        hostname="127.0.0.1",
-        port=port,
         tls_context=context,
         require_starttls=True,
         authenticator=box.authenticate,
         auth_require_tls=True,
-    )
-    controller.start()
-    try:
+    ) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 def test_credentials_go_over_starttls_and_the_message_has_a_date(
@@ -129,10 +121,7 @@ def test_no_starttls_means_no_credentials_sent(
     db_url: str, conn: psycopg.Connection, delivery_env: Settings
 ) -> None:
     box = AuthMailbox()
-    port = closed_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)  # plain, no STARTTLS
-    controller.start()
-    try:
+    with smtp_server(box) as port:  # plain, no STARTTLS
         hook = add_webhook(
             db_url,
             name="mail",
@@ -143,7 +132,5 @@ def test_no_starttls_means_no_credentials_sent(
         )
         [did] = enqueue(conn, hook.webhook_id, [{"subject": "s", "text": "t"}])
         result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
-    finally:
-        controller.stop()
     assert result.dead == 1 and not box.messages and not box.logins
     assert "STARTTLS" in (queue_rows(conn)[did]["last_error"] or "")

@@ -4,7 +4,6 @@ New-style rows are inserted as the SQL enqueue leaves them (payload '{}', body N
 legacy rows (a payload, body NULL) are covered by test_delivery_engine and test_delivery_channels.
 """
 
-import email
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -14,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from alert_delivery.alerting.messages import alert_messages
@@ -37,7 +35,8 @@ from tests.support.delivery import (
     queue_rows,
     stored_body,
 )
-from tests.support.receivers import Received, Receiver, Reply, always, closed_port, sequence, serve
+from tests.support.receivers import Received, Receiver, Reply, always, sequence, serve
+from tests.support.smtp import Mailbox, smtp_server
 
 __all__ = ["delivery_env"]
 
@@ -227,27 +226,11 @@ def test_a_row_that_cannot_be_rendered_is_dead_lettered_and_its_neighbours_deliv
     ]
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[MailMessage] = []
-        self.code = "250 OK"
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        if self.code.startswith("250"):
-            self.messages.append(email.message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-        return self.code
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
-    port = closed_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 def _text(msg: MailMessage) -> str:
