@@ -71,6 +71,8 @@ def anomaly_alert(row: dict[str, Any]) -> dict[str, Any]:
         "title": f"{op}: {kind.replace('_', ' ').lower()} latency anomaly",
         "description": description,
         "partition_start": row["partition_start"],
+        # The hour detected, not now(): a backfill of the hour raises the same alert.
+        "starts_at": row["partition_start"],
         "anomaly_id": row["anomaly_id"],
         "details": {
             "anomaly_type": kind,
@@ -101,6 +103,8 @@ def bottleneck_alert(row: dict[str, Any]) -> dict[str, Any]:
             f"{row['recommendation'] or ''}"
         ).strip(),
         "partition_start": row["partition_start"],
+        # The hour detected, not now(): a backfill of the hour raises the same alert.
+        "starts_at": row["partition_start"],
         "correlation_id": row["correlation_id"],
         "details": {
             "bottleneck_type": kind,
