@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from alert_delivery.alerting import add_rule, raise_alert
 from alert_delivery.config import load_settings
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import BenchContext, BenchRow, percentile
+from bench.receiver import free_port, start_receiver, wait_port
 
 N = 10_000
 N_WEBHOOKS = 50
@@ -95,25 +95,6 @@ receivers:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -157,7 +138,7 @@ class Alertmanager:
         self.tmp = tmp / f"am-{time.monotonic_ns()}"
         self.tmp.mkdir()
         (self.tmp / "am.yml").write_text(AM_CONFIG.format(port=receiver_port))
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [
                 _alertmanager_binary() or "alertmanager",
@@ -170,7 +151,7 @@ class Alertmanager:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.port, self.proc, "alertmanager")
+        wait_port(self.port, self.proc, "alertmanager")
 
     def close(self) -> None:
         _stop(self.proc)
@@ -400,32 +381,8 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     our_lat: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "bench_am_receiver.py").write_text(RECEIVER)
-        port = _free_port()
-        receiver = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench_am_receiver:app",
-                "--app-dir",
-                str(tmp),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        receiver, port = start_receiver(tmp, RECEIVER, module="bench_am_receiver")
         try:
-            _wait_port(port, receiver, "receiver")
             for r in range(ROUNDS):
                 # Interleaved: each round runs both contenders back to back.
                 am_rates.append(_am_throughput(tmp, port, f"amt{r}"))

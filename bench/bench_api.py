@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from alert_delivery.alerting.routing import ensure_rule
 from alert_delivery.api.tokens import add_token
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import ROOT, BenchContext, BenchRow, percentile
+from bench.receiver import free_port
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BATCH = 100
@@ -47,16 +47,10 @@ INGEST_TARGET = 5_000.0
 P99_TARGET_MS = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Receiver:
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
-        self.port = _free_port()
+        self.port = free_port()
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
 
@@ -243,7 +237,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     ensure_rule(url, name="bench: all to the sink", webhook_ids=[hook.webhook_id])
     with psycopg.connect(url, autocommit=True) as conn:
         token = add_token(conn, "bench", "ingest", rate_per_s=100_000)
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}"
     ingest_s: list[float] = []
     latencies: list[list[float]] = []

@@ -12,7 +12,6 @@ the time from the producer's COMMIT returning to the request's arrival at the re
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,91 +32,20 @@ from alert_delivery.delivery.registry import add_webhook
 from alert_delivery.delivery.sender import USER_AGENT
 from alert_delivery.worker import worker_gc
 from bench.common import BenchContext, BenchRow, percentile
+from bench.receiver import start_receiver
 
 N_DELIVERIES = 10_000
 N_DRAIN = 100_000
 N_WEBHOOKS = 50
 LATENCY_RATE = 200
-THROUGHPUT_ROUNDS = 5
+THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 LATENCY_SECONDS = 10
 WORKER_ARGS = ["-m", "alert_delivery", "worker", "--id", "bench-worker", "--poll-interval", "1"]
 BODY = {"text": "x" * 200, "severity": "WARNING", "operation": "merge"}
 
-RECEIVER = """
-import json, time
-seen = {}
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
-    more = True
-    while more:
-        msg = await receive()
-        more = msg.get("more_body", False)
-    now = time.time()
-    body = b"ok"
-    if scope["path"] == "/stats":
-        body = json.dumps(seen).encode()
-        seen.clear()
-    else:
-        for k, v in scope["headers"]:
-            if k == b"webhook-id":
-                seen[v.decode()] = now
-    status = 404 if scope["path"].startswith("/missing") else 200
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_receiver(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    (tmp / "bench_receiver.py").write_text(RECEIVER)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench_receiver:app",
-            "--app-dir",
-            str(tmp),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("receiver did not start")
-
 
 def _stats(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/take", timeout=10) as resp:
         data: dict[str, float] = json.loads(resp.read())
     return data
 
@@ -455,7 +383,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         env["ALERT_DELIVERY_HOME"] = tmp
-        receiver, port = _start_receiver(Path(tmp))
+        receiver, port = start_receiver(Path(tmp))
         try:
             rows = _bench_throughput(ctx, port, env)
             ctx.settle()

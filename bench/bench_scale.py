@@ -20,9 +20,7 @@ SMALL's. Median and min-max over BENCH_ROUNDS rounds (default 3).
 """
 
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from alert_delivery.delivery.engine import Engine, EngineConfig, drain
 from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import BenchContext, BenchRow
+from bench.receiver import start_receiver
 
 SMALL = (10_000, 10_000)
 DRAIN = 10_000
@@ -44,62 +43,6 @@ N_WEBHOOKS = 50
 CLAIM_LIMIT = 500
 CLAIM_SAMPLES = 30
 PAYLOAD = '{"text": "' + "x" * 200 + '", "severity": "WARNING", "operation": "merge"}'
-
-RECEIVER = """
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
-    more = True
-    while more:
-        msg = await receive()
-        more = msg.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"ok"})
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_receiver(tmp: Path, app: str = RECEIVER) -> tuple[subprocess.Popen[bytes], int]:
-    """A minimal uvicorn receiver on 127.0.0.1 answering 200 to everything."""
-    (tmp / "scale_receiver.py").write_text(app)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "scale_receiver:app",
-            "--app-dir",
-            str(tmp),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("receiver did not start")
 
 
 def _sizes() -> tuple[int, int]:

@@ -36,8 +36,8 @@ from alert_delivery.config import load_settings
 from alert_delivery.db.connection import with_dbname
 from alert_delivery.defs.instance import dagster_yaml_template, sqlalchemy_url
 from alert_delivery.delivery.registry import add_webhook
-from bench.bench_scale import start_receiver
 from bench.common import BenchContext, BenchRow, percentile
+from bench.receiver import start_receiver
 
 SENSOR_ROWS = 12
 SENSOR_EVERY_S = 1.5
@@ -45,33 +45,6 @@ START_TIMEOUT_S = 180.0
 ARRIVAL_TIMEOUT_S = 60.0
 PAYLOAD = {"text": "sensor path", "severity": "WARNING"}
 
-RECEIVER = """
-import json, time
-seen = {}
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
-    more = True
-    while more:
-        msg = await receive()
-        more = msg.get("more_body", False)
-    now = time.time()
-    body = b"ok"
-    if scope["path"] == "/stats":
-        body = json.dumps(seen).encode()
-    else:
-        for k, v in scope["headers"]:
-            if k == b"webhook-id":
-                seen[v.decode()] = now
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})
-"""
 
 WORKSPACE = """load_from:
   - python_module:
@@ -185,7 +158,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
         shutil.copyfile(dagster_yaml_template(), home / "dagster.yaml")
         (tmp / "workspace.yaml").write_text(WORKSPACE)
         env["ALERT_DELIVERY_HOME"] = str(tmp / "home")
-        receiver, port = start_receiver(tmp, RECEIVER)
+        receiver, port = start_receiver(tmp)
         settings = load_settings(env)
         hook = add_webhook(
             db_url,

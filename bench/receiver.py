@@ -1,0 +1,77 @@
+"""The benchmarks' HTTP receiver: a minimal ASGI app under uvicorn in its own process on
+127.0.0.1, so the receiver's CPU is never the benchmark process's."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Records, per webhook-id, when the request arrived: GET /stats returns the arrivals, GET
+# /stats/take returns and forgets them (a round reads only its own); /missing... answers 404.
+WEBHOOK_ID_RECEIVER = """
+import json, time
+seen = {}
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            await send({"type": msg["type"] + ".complete"})
+            if msg["type"] == "lifespan.shutdown":
+                return
+    more = True
+    while more:
+        msg = await receive()
+        more = msg.get("more_body", False)
+    now = time.time()
+    body = b"ok"
+    status = 404 if scope["path"].startswith("/missing") else 200
+    if scope["path"].startswith("/stats"):
+        body = json.dumps(seen).encode()
+        if scope["path"] == "/stats/take":
+            seen.clear()
+    else:
+        for k, v in scope["headers"]:
+            if k == b"webhook-id":
+                seen[v.decode()] = now
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: "subprocess.Popen[bytes]", what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{what} did not start")
+
+
+def start_receiver(
+    tmp: Path, app: str = WEBHOOK_ID_RECEIVER, *, module: str = "bench_receiver"
+) -> tuple["subprocess.Popen[bytes]", int]:
+    """Write ``app`` to ``tmp`` and serve it (uvloop, httptools); the process and its port."""
+    (tmp / f"{module}.py").write_text(app)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", str(tmp),
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_port(port, proc, "receiver")
+    return proc, port
