@@ -2,8 +2,11 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,8 +40,18 @@ def _field(out: str, pattern: str) -> tuple[str, ...]:
     return match.groups()
 
 
-def test_demo_delivers_the_spike_alert_once(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.fixture
+def home() -> Iterator[Path]:
+    # Not under tmp_path: as root the embedded server runs as another user, and any pytest
+    # session that starts meanwhile sets /tmp/pytest-of-root back to 0700, locking it out.
+    base = Path(tempfile.mkdtemp(prefix="ad-demo-"))
+    try:
+        yield base / "home"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_demo_delivers_the_spike_alert_once(home: Path) -> None:
     first = _demo(home)
     assert int(_field(first, r"metrics loaded\s+(\d+)")[0]) > 10_000
     assert "CRITICAL" in _field(first, r"anomalies\s+(.+)")[0]
