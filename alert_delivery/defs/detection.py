@@ -245,10 +245,6 @@ def build(parts: Partitions) -> dg.Definitions:
                 return dg.SkipReason("no metrics in the baseline window")
         return dg.RunRequest(run_key=f"baselines:{end:%Y-%m-%d}")
 
-    def detection_due(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
-        with postgres.get_connection() as conn:
-            return due.detection_due(conn, start, end)
-
     detection_hourly = hourly_due_schedule(
         name="detection_hourly",
         job=detection_job,
@@ -256,7 +252,7 @@ def build(parts: Partitions) -> dg.Definitions:
         minute=5,
         description="Detect the previous hour at minute 5 when it holds metrics.",
         run_key="detect",
-        is_due=detection_due,
+        is_due=due.detection_due,
         nothing="no metrics recorded",
     )
 

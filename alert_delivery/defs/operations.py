@@ -9,7 +9,7 @@ hour in which nothing was logged or raised. The ``log_partitions`` schedule keep
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 
 import dagster as dg
 
@@ -243,10 +243,6 @@ def build(parts: Partitions) -> dg.Definitions:
         tags=tags.REPORT,
     )
 
-    def reports_due(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
-        with postgres.get_connection() as conn:
-            return due.reports_due(conn, start, end)
-
     reports_hourly = hourly_due_schedule(
         name="reports_hourly",
         job=reports_job,
@@ -254,7 +250,7 @@ def build(parts: Partitions) -> dg.Definitions:
         minute=15,
         description="Report the previous hour at minute 15 when something was logged or raised.",
         run_key="reports",
-        is_due=reports_due,
+        is_due=due.reports_due,
         nothing="nothing delivered, logged or raised",
     )
 

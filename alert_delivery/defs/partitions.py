@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import psycopg
 
 from alert_delivery.config import Settings, partitions_start_at
 from alert_delivery.defs.resources import PostgresResource
@@ -55,7 +56,7 @@ def hourly_due_schedule(
     minute: int,
     description: str,
     run_key: str,
-    is_due: Callable[[PostgresResource, datetime, datetime], bool],
+    is_due: Callable[[psycopg.Connection, datetime, datetime], bool],
     nothing: str,
 ) -> dg.ScheduleDefinition:
     """Run the previous hour's partition at ``minute`` past, only when ``is_due`` finds work in
@@ -77,8 +78,9 @@ def hourly_due_schedule(
         key = start.strftime("%Y-%m-%d-%H:%M")
         if not partitions.has_partition_key(key):
             return dg.SkipReason(f"hour {key} is before the first partition")
-        if not is_due(postgres, start, start + HOUR):
-            return dg.SkipReason(f"{nothing} in hour {key}")
+        with postgres.get_connection() as conn:
+            if not is_due(conn, start, start + HOUR):
+                return dg.SkipReason(f"{nothing} in hour {key}")
         return dg.RunRequest(run_key=f"{run_key}:{key}", partition_key=key)
 
     return schedule
