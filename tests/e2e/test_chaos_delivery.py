@@ -10,11 +10,9 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,9 +22,9 @@ from alert_delivery.delivery.engine import GROUP_ROWS
 from alert_delivery.delivery.registry import add_webhook
 from tests.support.delivery import delivery_env, enqueue, queue_rows
 from tests.support.receivers import Received, Receiver, Reply, always, serve
+from tests.support.workers import start_worker
 
 __all__ = ["delivery_env"]
-ROOT = Path(__file__).resolve().parents[2]
 FAST_RATE = 100_000.0
 
 
@@ -51,31 +49,6 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
             except subprocess.TimeoutExpired:
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait(10)
-
-
-def start_worker(procs: list[subprocess.Popen[str]], worker_id: str, *extra: str) -> None:
-    procs.append(
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "alert_delivery",
-                "worker",
-                "--id",
-                worker_id,
-                "--poll-interval",
-                "0.2",
-                "--read-timeout",
-                "5",
-                *extra,
-            ],
-            cwd=ROOT,
-            env=dict(os.environ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-    )
 
 
 def live(conn: psycopg.Connection, worker_id: str) -> bool:
@@ -116,7 +89,9 @@ def test_kill_9_mid_drain_loses_nothing_and_re_sends_only_rows_in_flight(
     lanes, rows = 10, 600
     with serve(Receiver(always(200, delay_s=0.02))) as rx:
         webhook_id = hook(db_url, delivery_env, "victim", rx.url)
-        start_worker(procs, "doomed", "--concurrency", str(lanes), "--lease", "2")
+        procs.append(
+            start_worker("doomed", "--concurrency", str(lanes), "--lease", "2", capture=False)
+        )
         wait_until(lambda: live(conn, "doomed"), 20, "worker up")
         ids = enqueue(conn, webhook_id, [{"i": i} for i in range(rows)], notify=True)
         wait_until(lambda: len(rx.requests) >= 150, 30, "drain under way")
@@ -132,7 +107,9 @@ def test_kill_9_mid_drain_loses_nothing_and_re_sends_only_rows_in_flight(
             ).fetchall()
         }
         sent_before = len(rx.requests)
-        start_worker(procs, "heir", "--concurrency", str(lanes), "--lease", "2")
+        procs.append(
+            start_worker("heir", "--concurrency", str(lanes), "--lease", "2", capture=False)
+        )
         recovered = wait_until(lambda: delivered(conn) == rows, 45, "every row delivered")
         time.sleep(0.2)  # nothing more may arrive: a late duplicate would show here
         seen = collections.Counter(rx.ids())
@@ -180,7 +157,11 @@ def test_receiver_down_then_back_opens_the_breaker_after_5_probes_then_delivers_
     switch, rows, cooldown = Switch(), 300, 2.0
     with serve(Receiver(switch)) as rx:
         webhook_id = hook(db_url, delivery_env, "outage", rx.url, retry_schedule_s=[1] * 20)
-        start_worker(procs, "patient", "--concurrency", "1", "--breaker-cooldown", str(cooldown))
+        procs.append(
+            start_worker(
+                "patient", "--concurrency", "1", "--breaker-cooldown", str(cooldown), capture=False
+            )
+        )
         wait_until(lambda: live(conn, "patient"), 20, "worker up")
         enqueue(conn, webhook_id, [{"i": i} for i in range(rows)], notify=True)
 
@@ -242,7 +223,7 @@ def test_a_poisoned_webhook_beside_a_healthy_one_the_healthy_rows_all_arrive(
             f" WHEN (OLD.webhook_id = {int(bad)})"
             " EXECUTE FUNCTION alert_delivery.test_poison()".encode()
         )
-        start_worker(procs, "survivor")
+        procs.append(start_worker("survivor", capture=False))
         wait_until(lambda: live(conn, "survivor"), 20, "worker up")
         ids: list[int] = []
         for round_ in range(5):
@@ -281,7 +262,7 @@ def test_429_with_retry_after_is_honoured_within_a_second(
 
     with serve(Receiver(behave)) as rx:
         webhook_id = hook(db_url, delivery_env, "busy", rx.url)
-        start_worker(procs, "polite", "--concurrency", "1")
+        procs.append(start_worker("polite", "--concurrency", "1", capture=False))
         wait_until(lambda: live(conn, "polite"), 20, "worker up")
         enqueue(conn, webhook_id, [{"i": i} for i in range(20)], notify=True)
         wait_until(lambda: delivered(conn) == 20, 30, "all delivered")

@@ -4,10 +4,8 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,32 +16,9 @@ from alert_delivery.defs.resources import PostgresResource
 from alert_delivery.delivery.registry import add_webhook
 from tests.support.delivery import delivery_env, enqueue, queue_rows
 from tests.support.receivers import Receiver, always, serve
+from tests.support.workers import start_worker
 
 __all__ = ["delivery_env"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(worker_id: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "alert_delivery",
-            "worker",
-            "--id",
-            worker_id,
-            "--poll-interval",
-            "0.2",
-            "--read-timeout",
-            "5",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_until(predicate: object, timeout_s: float = 30.0) -> None:
