@@ -308,15 +308,15 @@ BEGIN
        AND coalesce(char_length(a ->> 'description'), 0) <= 1000000 THEN
         v_title := btrim(a ->> 'title');
         v_desc := coalesce(a ->> 'description', '');
-        RETURN alert_delivery.alert_output(
-            a, p_at,
-            jsonb_build_object('source', btrim(coalesce(a ->> 'source', 'api')),
-                               'operation_type', btrim(a ->> 'operation_type'),
-                               'alert_type', btrim(a ->> 'alert_type'),
-                               'severity', upper(btrim(a ->> 'severity'))),
-            CASE WHEN v_desc = '' THEN jsonb_build_object('title', v_title)
-                 ELSE jsonb_build_object('title', v_title, 'description', v_desc) END,
-            upper(btrim(a ->> 'severity')), v_title, v_desc, '{}');
+        -- Variables, not expressions, as arguments: alert_output is then inlined.
+        v_labels := jsonb_build_object('source', btrim(coalesce(a ->> 'source', 'api')),
+                                       'operation_type', btrim(a ->> 'operation_type'),
+                                       'alert_type', btrim(a ->> 'alert_type'),
+                                       'severity', upper(btrim(a ->> 'severity')));
+        v_notes := CASE WHEN v_desc = '' THEN jsonb_build_object('title', v_title)
+                        ELSE jsonb_build_object('title', v_title, 'description', v_desc) END;
+        RETURN alert_delivery.alert_output(a, p_at, v_labels, v_notes, v_labels ->> 'severity',
+                                           v_title, v_desc, '{}');
     END IF;
     -- Labels alone: at most 512 bytes of them cannot hold more than 64 labels or a value over
     -- 1 KiB.
@@ -344,9 +344,10 @@ BEGIN
         IF v_title = '' THEN
             v_title := 'alert ' || left(alert_delivery.labels_fingerprint(v_labels), 12);
         END IF;
+        v_desc := coalesce(v_notes ->> 'description', '');
         RETURN alert_delivery.alert_output(a, p_at, v_labels, v_notes,
                                            coalesce(v_labels ->> 'severity', 'WARNING'), v_title,
-                                           coalesce(v_notes ->> 'description', ''), '{}');
+                                           v_desc, '{}');
     END IF;
     RETURN alert_delivery.alert_input_checked(a, p_at);
 END $$;

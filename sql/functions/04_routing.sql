@@ -71,9 +71,9 @@ $$;
 
 CREATE OR REPLACE FUNCTION alert_delivery.notify_alerts(p_ids bigint[])
 RETURNS TABLE (alert_id bigint, queued integer) LANGUAGE plpgsql
--- Generic plans (see raise_batch). No JIT: the estimates of set-returning pieces pass
--- jit_above_cost, and compiling took ~50 ms a call.
-SET plan_cache_mode = force_generic_plan SET jit = off AS $$
+-- Plans follow the caller's plan_cache_mode (raise_batch picks by batch size). No JIT: the
+-- estimates of set-returning pieces pass jit_above_cost, and compiling took ~50 ms a call.
+SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     v_pairs jsonb;
@@ -86,8 +86,11 @@ DECLARE
     v_due timestamptz;
     v_max bigint;
     v_found boolean;
+    v_routed bigint;
 BEGIN
-    SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord, p.webhook_id), '[]') INTO v_pairs
+    SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord, p.webhook_id), '[]'),
+           count(DISTINCT p.alert_id)
+    INTO v_pairs, v_routed
     FROM alert_delivery.route_pairs(p_ids) p;
 
     IF v_pairs = '[]' THEN
@@ -208,14 +211,16 @@ BEGIN
           GROUP BY p.alert_id) p
     WHERE a.alert_id = p.alert_id AND a.alert_id = ANY (p_ids);
 
-    INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
-    SELECT u.id, 'suppressed_no_route',
-           'no active routing rule (fallback included) resolves to an active webhook'
-    FROM unnest(p_ids) WITH ORDINALITY AS u(id, n)
-    LEFT JOIN (SELECT DISTINCT p.alert_id
-               FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint)) c ON c.alert_id = u.id
-    WHERE c.alert_id IS NULL
-    ORDER BY u.n;
+    IF v_routed < cardinality(p_ids) THEN
+        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
+        SELECT u.id, 'suppressed_no_route',
+               'no active routing rule (fallback included) resolves to an active webhook'
+        FROM unnest(p_ids) WITH ORDINALITY AS u(id, n)
+        LEFT JOIN (SELECT DISTINCT p.alert_id
+                   FROM jsonb_to_recordset(v_pairs) AS p(alert_id bigint)) c ON c.alert_id = u.id
+        WHERE c.alert_id IS NULL
+        ORDER BY u.n;
+    END IF;
 
     IF v_max IS NOT NULL THEN
         PERFORM pg_notify('alert_delivery_queue', v_max::text);
