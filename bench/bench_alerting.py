@@ -1,10 +1,13 @@
-"""Creating, routing and enqueueing alerts through the SQL pipeline (target >= 2,000 alerts/s).
+"""Creating, routing and enqueueing alerts through the SQL pipeline.
 
 Every alert has its own fingerprint (no dedup shortcut) and goes through content dedup, silence
-and inhibition checks, routing by the default rules to one webhook of each kind, grouping,
-formatting of every channel body and the NOTIFY, in batches of 500 per transaction.
+and inhibition checks, routing by the default rules to one webhook of each kind, grouping and
+the NOTIFY: in batches of 500 per transaction (target >= 4,000 alerts/s), and one transaction per
+alert with its commit (target >= 600 alerts/s). Rounds alternate batch and single runs on a fresh
+database each; the rows give the median round and the range.
 """
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +20,9 @@ from bench.common import BenchContext, BenchRow
 COUNT = 10_000
 BATCH = 500
 SINGLE = 1_000
-TARGET = 2_000.0
+TARGET = 4_000.0
+SINGLE_TARGET = 600.0
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SEVERITIES = ("CRITICAL", "WARNING", "INFO", "INFO", "WARNING")
 
 
@@ -105,32 +110,52 @@ def _unrouted(ctx: BenchContext) -> BenchRow:
     )
 
 
-def run(ctx: BenchContext) -> list[BenchRow]:
+def _batch_round(ctx: BenchContext) -> tuple[float, list[float], tuple[int, int]]:
     url = ctx.fresh_database()
     _setup(url)
-    alerts = _alerts("batch", COUNT)
-    latencies: list[float] = []
     started = time.perf_counter()
-    with psycopg.connect(url) as conn:
-        for i in range(0, COUNT, BATCH):
-            t0 = time.perf_counter()
-            with conn.transaction():
-                results = raise_alerts(conn, alerts[i : i + BATCH])
-            latencies.append((time.perf_counter() - t0) * 1000 / BATCH)
-            assert all(r.outcome == "notified" for r in results), results[:3]
-    batch_seconds = time.perf_counter() - started
-    rows, queued = _counts(url)
+    latencies = _raise_batches(url, _alerts("batch", COUNT))
+    return time.perf_counter() - started, latencies, _counts(url)
 
-    single_latencies: list[float] = []
-    single_started = time.perf_counter()
+
+def _single_round(ctx: BenchContext) -> tuple[float, list[float]]:
+    """One transaction per alert, after a batch run's worth of alerts (the tables hold what a
+    working system holds)."""
+    url = ctx.fresh_database()
+    _setup(url)
+    _raise_batches(url, _alerts("before", COUNT))
+    latencies: list[float] = []
     with psycopg.connect(url) as conn:
+        started = time.perf_counter()
         for fields in _alerts("single", SINGLE):
             t0 = time.perf_counter()
             with conn.transaction():
                 raise_alert(conn, **fields)
-            single_latencies.append((time.perf_counter() - t0) * 1000)
-    single_seconds = time.perf_counter() - single_started
+            latencies.append((time.perf_counter() - t0) * 1000)
+        return time.perf_counter() - started, latencies
 
+
+def _median_round(
+    rounds: list[tuple[float, list[float]]], count: int
+) -> tuple[float, list[float], str]:
+    rates = sorted(count / seconds for seconds, _ in rounds)
+    seconds, latencies = sorted(rounds)[len(rounds) // 2]
+    spread = f"median of {len(rounds)} interleaved rounds, {rates[0]:,.0f}-{rates[-1]:,.0f}/s"
+    return seconds, latencies, spread
+
+
+def run(ctx: BenchContext) -> list[BenchRow]:
+    batches: list[tuple[float, list[float]]] = []
+    singles: list[tuple[float, list[float]]] = []
+    counts = (0, 0)
+    for _ in range(ROUNDS):
+        seconds, latencies, counts = _batch_round(ctx)
+        batches.append((seconds, latencies))
+        singles.append(_single_round(ctx))
+        ctx.settle()
+    batch_seconds, batch_latencies, batch_spread = _median_round(batches, COUNT)
+    single_seconds, single_latencies, single_spread = _median_round(singles, SINGLE)
+    rows, queued = counts
     return [
         _unrouted(ctx),
         BenchRow(
@@ -139,15 +164,18 @@ def run(ctx: BenchContext) -> list[BenchRow]:
             batch_seconds,
             target=f">= {TARGET:,.0f}/s",
             met=COUNT / batch_seconds >= TARGET,
-            latencies_ms=latencies,
-            note=f"{rows} queue rows, {queued} queued log rows; ms per alert per batch",
+            latencies_ms=batch_latencies,
+            note=f"{batch_spread}; {rows} queue rows, {queued} queued log rows; "
+            "ms per alert per batch",
         ),
         BenchRow(
             "alerting: raise_alert, one transaction each",
             SINGLE,
             single_seconds,
+            target=f">= {SINGLE_TARGET:,.0f}/s",
+            met=SINGLE / single_seconds >= SINGLE_TARGET,
             latencies_ms=single_latencies,
-            note="commit included",
+            note=f"{single_spread}; commit included",
         ),
         _concurrent(ctx, 2),
     ]

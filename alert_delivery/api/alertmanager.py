@@ -42,7 +42,9 @@ async def post_alerts(request: web.Request) -> web.Response:
         except InvalidInput as exc:
             errors.append(_error(exc))
     if items:
-        results = await state(request).db.run(lambda conn: ingest.ingest(conn, items))
+        results = await state(request).db.run(
+            lambda conn: ingest.ingest(conn, items), transaction=False
+        )
         errors.extend({"field": r.field, "message": r.error} for r in results.values() if not r.ok)
     if errors:
         errors.sort(key=lambda e: _index(e["field"]))

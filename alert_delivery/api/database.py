@@ -7,6 +7,8 @@ failure surfaces as ``DatabaseUnavailable`` (answered 503 with ``Retry-After``).
 """
 
 import asyncio
+import contextlib
+import functools
 import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +41,14 @@ class Database:
         else:
             self._idle.put(conn)
 
-    def run_sync(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """``work(conn)`` inside one transaction, committed before this returns."""
+    def run_sync(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = True) -> T:
+        """``work(conn)`` inside one transaction, committed before this returns. Without
+        ``transaction`` each statement of ``work`` commits on its own (autocommit): for work that
+        is one statement, durable when it returns, with no BEGIN and COMMIT round trips (on a
+        one-alert POST they cost more than raising the alert)."""
         conn = self._borrow()
         try:
-            with conn.transaction():
+            with conn.transaction() if transaction else contextlib.nullcontext():
                 result = work(conn)
         except BaseException as exc:
             if conn.closed or connection_lost(exc) or conn.broken:
@@ -56,9 +61,11 @@ class Database:
         self._give_back(conn)
         return result
 
-    async def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+    async def run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = True) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run_sync, work)
+        return await loop.run_in_executor(
+            self._executor, functools.partial(self.run_sync, work, transaction=transaction)
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -10,6 +10,7 @@ batches: one call for the batch is ~10x faster than a savepoint and a call per a
 bench/bench_api.py), so the per-alert path is only the fallback.
 """
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from alert_delivery.alerting import lifecycle
 from alert_delivery.alerting.labels import SEVERITIES, validate_labels
@@ -152,9 +154,13 @@ def _raise_firing(
 ) -> dict[int, Outcome]:
     pending = list(items)
     results: dict[int, Outcome] = {}
+    # One statement: on its own (autocommit, nothing open) it commits or writes nothing, so a
+    # refused alert is left out and the rest raised again; inside a transaction a savepoint
+    # gives the same.
+    alone = conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
     while pending:
         try:
-            with conn.transaction():
+            with contextlib.nullcontext() if alone else conn.transaction():
                 raised = raise_alerts(conn, [i.doc for i in pending])
         except InvalidInput as exc:
             found = _AT.match(exc.where or "")

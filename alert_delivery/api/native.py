@@ -51,7 +51,9 @@ async def post_alerts(request: web.Request) -> web.Response:
             message = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
             results[i] = ingest.Outcome(i, field=exc.where, error=message)
     if items:
-        done = await state(request).db.run(lambda conn: ingest.ingest(conn, items, atomic=atomic))
+        done = await state(request).db.run(
+            lambda conn: ingest.ingest(conn, items, atomic=atomic), transaction=False
+        )
         results.update(done)
     ordered = [results[i] for i in range(len(body))]
     rejected = sum(1 for r in ordered if not r.ok)

@@ -115,7 +115,9 @@ async def enqueue(request: web.Request) -> web.Response:
     try:
         if action == "trigger":
             item = _trigger(body, dedup_key)
-            await state(request).db.run(lambda conn: ingest.ingest(conn, [item], atomic=True))
+            await state(request).db.run(
+                lambda conn: ingest.ingest(conn, [item], atomic=True), transaction=False
+            )
         else:
 
             def act(conn: psycopg.Connection) -> None:
