@@ -148,20 +148,25 @@ BEGIN
                 FOR UPDATE SKIP LOCKED;
             END IF;
             IF v_open_id IS NOT NULL THEN
-                v_ids := ARRAY(SELECT u FROM unnest(v_ids) WITH ORDINALITY AS x(u, n)
-                               WHERE NOT u = ANY (v_open_ids) ORDER BY n);
+                IF v_ids && v_open_ids THEN
+                    v_ids := ARRAY(SELECT u FROM unnest(v_ids) WITH ORDINALITY AS x(u, n)
+                                   WHERE NOT u = ANY (v_open_ids) ORDER BY n);
+                END IF;
                 v_fill := least(greatest(g.max_batch - cardinality(v_open_ids), 0),
                                 cardinality(v_ids));
                 IF v_fill > 0 THEN
-                    UPDATE alert_delivery.delivery_queue
-                    SET alert_ids = alert_ids || v_ids[1:v_fill], updated_at = now()
-                    WHERE delivery_id = v_open_id;
-                    v_max := greatest(v_max, v_open_id);
+                    WITH joined AS (
+                        UPDATE alert_delivery.delivery_queue
+                        SET alert_ids = alert_ids || v_ids[1:v_fill], updated_at = now()
+                        WHERE delivery_id = v_open_id
+                        RETURNING delivery_id)
                     INSERT INTO alert_delivery.delivery_log (delivery_id, alert_id, webhook_id,
                                                              event, detail)
-                    SELECT v_open_id, u.id, g.webhook_id, 'queued',
+                    SELECT j.delivery_id, u.id, g.webhook_id, 'queued',
                            format('grouped, %s alert(s) in batch', cardinality(v_open_ids) + u.n)
-                    FROM unnest(v_ids[1:v_fill]) WITH ORDINALITY AS u(id, n) ORDER BY u.n;
+                    FROM joined j, unnest(v_ids[1:v_fill]) WITH ORDINALITY AS u(id, n)
+                    ORDER BY u.n;
+                    v_max := greatest(v_max, v_open_id);
                     v_ids := v_ids[v_fill + 1:];
                 END IF;
             END IF;

@@ -30,16 +30,25 @@ DECLARE
     v_notify bigint[];
     v_bad record;
     v_dups boolean;
+    v_one boolean;
 BEGIN
     IF p_alerts IS NULL OR jsonb_typeof(p_alerts) <> 'array' THEN
         PERFORM alert_delivery.invalid_alert('alerts', 'must be a JSON array of alert objects');
     END IF;
-    SELECT coalesce(jsonb_agg(alert_delivery.alert_input(
-                                  e.a, CASE WHEN p_single THEN ''
-                                            ELSE format('alerts[%s].', e.i - 1) END)
-                              || jsonb_build_object('i', e.i) ORDER BY e.i), '[]')
-    INTO v_in
-    FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
+    -- One alert (a producer's usual call) by simple expressions, without a statement.
+    v_one := jsonb_array_length(p_alerts) = 1;
+    IF v_one THEN
+        v_in := jsonb_build_array(alert_delivery.alert_input(
+                    p_alerts -> 0, CASE WHEN p_single THEN '' ELSE 'alerts[0].' END)
+                || '{"i": 1}');
+    ELSE
+        SELECT coalesce(jsonb_agg(alert_delivery.alert_input(
+                                      e.a, CASE WHEN p_single THEN ''
+                                                ELSE format('alerts[%s].', e.i - 1) END)
+                                  || jsonb_build_object('i', e.i) ORDER BY e.i), '[]')
+        INTO v_in
+        FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
+    END IF;
     -- From the first table lookup on, a batch gets custom plans (normalising the input above
     -- reads nothing else: its generic plan does); back to the function's own setting on return.
     IF jsonb_array_length(p_alerts) > 16 THEN
@@ -120,16 +129,24 @@ BEGIN
     INTO v_created, v_new FROM ins;
 
     -- Every input with its alert; the others of a fingerprint are repeats of it.
-    SELECT jsonb_agg(jsonb_build_object(
-               'i', r.i, 'alert_id', r.alert_id, 'is_new', r.is_new,
-               'first_dup', r.first_dup) ORDER BY r.i)
-    INTO v_rows
-    FROM (SELECT x.i, coalesce(v_open ->> x.fingerprint, v_created ->> x.fingerprint)::bigint
-                     AS alert_id,
-                 v_created ? x.fingerprint AND x.i = min(x.i) OVER w AS is_new,
-                 NOT v_created ? x.fingerprint AND x.i = min(x.i) OVER w AS first_dup
-          FROM jsonb_to_recordset(v_in) AS x(i integer, fingerprint text)
-          WINDOW w AS (PARTITION BY x.fingerprint)) r;
+    IF jsonb_array_length(v_in) = 1 THEN
+        v_fp := v_in -> 0 ->> 'fingerprint';
+        v_rows := jsonb_build_array(jsonb_build_object(
+            'i', 1, 'alert_id', coalesce(v_open ->> v_fp, v_created ->> v_fp)::bigint,
+            'is_new', v_created ? v_fp, 'first_dup', NOT v_created ? v_fp));
+    ELSE
+        SELECT jsonb_agg(jsonb_build_object(
+                   'i', r.i, 'alert_id', r.alert_id, 'is_new', r.is_new,
+                   'first_dup', r.first_dup) ORDER BY r.i)
+        INTO v_rows
+        FROM (SELECT x.i,
+                     coalesce(v_open ->> x.fingerprint, v_created ->> x.fingerprint)::bigint
+                         AS alert_id,
+                     v_created ? x.fingerprint AND x.i = min(x.i) OVER w AS is_new,
+                     NOT v_created ? x.fingerprint AND x.i = min(x.i) OVER w AS first_dup
+              FROM jsonb_to_recordset(v_in) AS x(i integer, fingerprint text)
+              WINDOW w AS (PARTITION BY x.fingerprint)) r;
+    END IF;
     v_dups := jsonb_path_exists(v_rows, '$[*] ? (@.is_new == false)');
     v_notify := '{}';
     IF v_dups THEN
@@ -214,11 +231,13 @@ BEGIN
                                        WHEN v.dup_of IS NOT NULL
                                        THEN 'suppressed_duplicate_content'
                                        WHEN v.silence_id IS NOT NULL THEN 'silenced'
-                                       WHEN v.inhibitor IS NOT NULL THEN 'inhibited' END)
-    INTO v_verdicts FROM v;
-
-    v_notify := ARRAY(SELECT u FROM unnest(v_new) u WHERE v_verdicts ->> u::text IS NULL)
-                || v_notify;
+                                       WHEN v.inhibitor IS NOT NULL THEN 'inhibited' END),
+           -- The new alerts nothing holds back, in order, then the repeats due to notify.
+           coalesce(array_agg(v.id ORDER BY v.n)
+                        FILTER (WHERE NOT v.historical
+                                  AND coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NULL),
+                    '{}') || v_notify
+    INTO v_verdicts, v_notify FROM v;
 
     SELECT coalesce(jsonb_object_agg(n.alert_id, n.queued), '{}') INTO v_queued
     FROM alert_delivery.notify_alerts(v_notify) n;
@@ -235,16 +254,18 @@ BEGIN
         ORDER BY r.i;
     END IF;
 
-    FOR v_fp IN SELECT DISTINCT x ->> 'fingerprint' FROM jsonb_array_elements(v_end) x
-                WHERE v_end <> '[]' ORDER BY 1
-    LOOP
-        SELECT a.alert_id INTO v_id FROM alert_delivery.alerts a
-        WHERE a.fingerprint = v_fp AND a.status IN ('firing', 'acknowledged');
-        IF FOUND THEN
-            PERFORM alert_delivery.resolve_alert(v_id, 'producer: ends_at passed');
-            v_ended := v_ended || jsonb_build_object(v_fp, v_id);
-        END IF;
-    END LOOP;
+    IF v_end <> '[]' THEN
+        FOR v_fp IN SELECT DISTINCT x ->> 'fingerprint' FROM jsonb_array_elements(v_end) x
+                    ORDER BY 1
+        LOOP
+            SELECT a.alert_id INTO v_id FROM alert_delivery.alerts a
+            WHERE a.fingerprint = v_fp AND a.status IN ('firing', 'acknowledged');
+            IF FOUND THEN
+                PERFORM alert_delivery.resolve_alert(v_id, 'producer: ends_at passed');
+                v_ended := v_ended || jsonb_build_object(v_fp, v_id);
+            END IF;
+        END LOOP;
+    END IF;
 
     RETURN QUERY
     SELECT o.alert_id, o.outcome FROM (
