@@ -37,8 +37,15 @@ def open_sender(
 ) -> HttpSender:
     """The sender ``client`` names. ``resolver`` replaces the system DNS under the SSRF guard
     (tests); both implementations resolve through the same ``GuardedResolver``."""
-    if client != "aiohttp":
-        raise ConfigurationError(
-            f"unknown HTTP client {client!r}", where="ALERT_DELIVERY_HTTP_CLIENT"
-        )
+    if client == "pyreqwest":
+        try:
+            from alert_delivery.delivery.reqwest_sender import ReqwestSender
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("pyreqwest"):
+                raise
+            raise ConfigurationError(
+                "pyreqwest is not installed (pip install 'alert-delivery[pyreqwest]')",
+                where="ALERT_DELIVERY_HTTP_CLIENT",
+            ) from None
+        return ReqwestSender(config, allowed, resolver)
     return Sender(config, allowed, resolver)
