@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import NamedTuple
 
 from aiohttp.abc import AbstractResolver
 from pyreqwest.client import Client, ClientBuilder
@@ -41,8 +42,18 @@ from alert_delivery.errors import TargetForbidden
 DNS_TTL_S = 10.0
 MAX_CLIENTS = 512
 """Clients kept, one per (host, address); past this the oldest is dropped (its pool closes
-once its last request is done)."""
+once its last request is done). Parsed URLs and checked literals are kept up to as many."""
 _OS_ERROR = re.compile(r"\s*\(os error \d+\)$")
+
+
+class Target(NamedTuple):
+    """reqwest's parse of a webhook URL."""
+
+    url: Url
+    domain: str | None
+    """None for an IP literal."""
+    host: str
+    port: int
 
 
 class ReqwestSender:
@@ -60,6 +71,8 @@ class ReqwestSender:
         self._addresses: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._resolving: dict[tuple[str, int], asyncio.Task[list[str]]] = {}
         self._clients: dict[tuple[str, str], Client] = {}
+        self._urls: dict[str, Target] = {}
+        self._literals: dict[str, str] = {}
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
         refused = oversized(body, self.config.body_cap_bytes)
@@ -67,7 +80,7 @@ class ReqwestSender:
             return refused
         started = time.perf_counter()
         try:
-            parsed = Url(url)
+            parsed = self._parse(url)
         except ValueError:
             return failed("connection error: InvalidURL", started)
         try:
@@ -78,7 +91,8 @@ class ReqwestSender:
             return failed(f"connection failed: {exc.strerror or type(exc).__name__}", started)
         for n, address in enumerate(addresses, 1):
             try:
-                return await self._send(self._client(host, address), parsed, body, headers, started)
+                client = self._client(host, address)
+                return await self._send(client, parsed.url, body, headers, started)
             except RequestTimeoutError:
                 return failed("timed out", started)
             except ConnectError as exc:
@@ -96,15 +110,32 @@ class ReqwestSender:
             await client.close()
         await self._resolver.close()
 
-    async def _checked(self, url: Url) -> tuple[str, list[str]]:
+    def _parse(self, url: str) -> Target:
+        """reqwest's parse of ``url`` (its domain, host and port), kept per URL string: the
+        same few webhook URLs come back on every attempt."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            u = Url(url)
+            parsed = Target(u, u.domain, u.host_str or "", u.port_or_known_default or 0)
+            if len(self._urls) >= MAX_CLIENTS:
+                self._urls.clear()
+            self._urls[url] = parsed
+        return parsed
+
+    async def _checked(self, target: Target) -> tuple[str, list[str]]:
         """The host as reqwest will look it up, and its addresses, every one passed by the
         guard. An IP literal is checked here too (aiohttp's sender leaves that to check_url)."""
-        domain, host = url.domain, url.host_str or ""
+        _, domain, host, port = target
         if domain is None:
-            literal = ipaddress.ip_address(host.strip("[]"))
-            check_address(literal, self._allowed, host=host)
-            return host, [str(literal)]
-        port = url.port_or_known_default or 0
+            address = self._literals.get(host)
+            if address is None:
+                literal = ipaddress.ip_address(host.strip("[]"))
+                check_address(literal, self._allowed, host=host)
+                address = str(literal)
+                if len(self._literals) >= MAX_CLIENTS:
+                    self._literals.clear()
+                self._literals[host] = address
+            return host, [address]
         now = time.monotonic()
         cached = self._addresses.get((domain, port))
         if cached is not None and cached[0] > now:
@@ -178,13 +209,9 @@ class ReqwestSender:
         )
 
     async def _read_capped(self, resp: Response) -> None:
-        """Read the body up to the cap (and no further): a hostile receiver may stream forever."""
-        left = self.config.body_cap_bytes
-        while left > 0:
-            chunk = await resp.body_reader.read(min(left, 65536))
-            if chunk is None:
-                return
-            left -= len(chunk)
+        """Read the body up to the cap and no further (one read: pyreqwest fills it up to the
+        amount or the end), so a hostile receiver cannot stream us gigabytes."""
+        await resp.body_reader.read(self.config.body_cap_bytes)
 
 
 def _causes(exc: PyreqwestError) -> list[str]:
