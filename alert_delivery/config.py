@@ -12,6 +12,7 @@ from typing import Literal
 from alert_delivery.errors import ConfigurationError
 
 Environment = Literal["development", "production"]
+HttpClient = Literal["aiohttp", "pyreqwest"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -43,6 +44,9 @@ class Settings:
     """``ALERT_DELIVERY_LOG_RETENTION_DAYS``: whole days of ``delivery_log`` kept (1-3650); the
     daily ``log_partitions`` schedule drops the daily partitions older than this. Counters
     (``delivery_counters``) are lifetime and unaffected."""
+    http_client: HttpClient = "aiohttp"
+    """``ALERT_DELIVERY_HTTP_CLIENT``: which client sends webhooks (``delivery/http_client.py``);
+    ``pyreqwest`` needs the ``pyreqwest`` extra."""
 
     @property
     def pgdata(self) -> Path:
@@ -60,6 +64,16 @@ def _parse_env(value: str) -> Environment:
         return "production"
     raise ConfigurationError(
         f"must be 'development' or 'production', got {value!r}", where="ALERT_DELIVERY_ENV"
+    )
+
+
+def _parse_http_client(value: str) -> HttpClient:
+    if value == "aiohttp":
+        return "aiohttp"
+    if value == "pyreqwest":
+        return "pyreqwest"
+    raise ConfigurationError(
+        f"must be 'aiohttp' or 'pyreqwest', got {value[:40]!r}", where="ALERT_DELIVERY_HTTP_CLIENT"
     )
 
 
@@ -100,6 +114,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         log_retention_days=int(
             env_number(env, "ALERT_DELIVERY_LOG_RETENTION_DAYS", 30, low=1, high=3650, integer=True)
+        ),
+        http_client=_parse_http_client(
+            env.get("ALERT_DELIVERY_HTTP_CLIENT", "").strip() or "aiohttp"
         ),
     )
 

@@ -43,6 +43,21 @@ LATENCY_SECONDS = 10
 WORKER_ARGS = ["-m", "alert_delivery", "worker", "--id", "bench-worker", "--poll-interval", "1"]
 BODY = {"text": "x" * 200, "severity": "WARNING", "operation": "merge"}
 
+# n alerts (the parameter), each with its own fingerprint, over 40 operations.
+ALERTS_SQL = (
+    "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,"
+    " alert_type, severity, title, description, payload)"
+    " SELECT md5(g::text) || md5('fp' || g), md5('c' || g), 'detection',"
+    " 'merge-' || (g %% 40), 'STATISTICAL', 'WARNING',"
+    " 'merge-' || (g %% 40) || ': statistical latency anomaly',"
+    " 'mean 912.4 ms is 4.2 standard deviations above the 7-day baseline of 210.0 ms;'"
+    " || ' p99 2410.0 ms is 3.1x the baseline p99', jsonb_build_object("
+    " 'anomaly_type', 'STATISTICAL', 'z_score', 4.2, 'p99_ratio', 3.1, 'metric_id', g,"
+    " 'duration_ms', 2410.0, 'baseline_ms', 780.0,"
+    " 'detected_at', '2026-03-01T13:01:00+00:00')"
+    " FROM generate_series(1, %s) g"
+)
+
 
 def _stats(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/take", timeout=10) as resp:
@@ -143,20 +158,7 @@ def _queue_new_rows(conn: psycopg.Connection, hooks: list[int]) -> None:
     leaves it: payload '{}', body NULL, the alert's id in alert_ids."""
     with conn.transaction():
         conn.execute("SELECT set_config('alert_delivery.raising', 'on', true)")
-        conn.execute(
-            "INSERT INTO alert_delivery.alerts (fingerprint, content_hash, source, operation_type,"
-            " alert_type, severity, title, description, payload)"
-            " SELECT md5(g::text) || md5('fp' || g), md5('c' || g), 'detection',"
-            " 'merge-' || (g %% 40), 'STATISTICAL', 'WARNING',"
-            " 'merge-' || (g %% 40) || ': statistical latency anomaly',"
-            " 'mean 912.4 ms is 4.2 standard deviations above the 7-day baseline of 210.0 ms;'"
-            " || ' p99 2410.0 ms is 3.1x the baseline p99', jsonb_build_object("
-            " 'anomaly_type', 'STATISTICAL', 'z_score', 4.2, 'p99_ratio', 3.1, 'metric_id', g,"
-            " 'duration_ms', 2410.0, 'baseline_ms', 780.0,"
-            " 'detected_at', '2026-03-01T13:01:00+00:00')"
-            " FROM generate_series(1, %s) g",
-            (N_DELIVERIES,),
-        )
+        conn.execute(ALERTS_SQL, (N_DELIVERIES,))
     conn.execute(
         "INSERT INTO alert_delivery.delivery_queue"
         " (alert_id, alert_ids, webhook_id, event, seq, payload)"

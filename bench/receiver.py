@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 # Records, per webhook-id, when the request arrived: GET /stats returns the arrivals, GET
-# /stats/take returns and forgets them (a round reads only its own); /missing... answers 404.
+# /stats/take returns and forgets them (a round reads only its own), GET /stats/count says how
+# many there are (cheap to poll); /missing... answers 404.
 WEBHOOK_ID_RECEIVER = """
 import json, time
 seen = {}
@@ -27,7 +28,9 @@ async def app(scope, receive, send):
     now = time.time()
     body = b"ok"
     status = 404 if scope["path"].startswith("/missing") else 200
-    if scope["path"].startswith("/stats"):
+    if scope["path"] == "/stats/count":
+        body = str(len(seen)).encode()
+    elif scope["path"].startswith("/stats"):
         body = json.dumps(seen).encode()
         if scope["path"] == "/stats/take":
             seen.clear()

@@ -34,12 +34,13 @@ from alert_delivery.delivery.batch import Batch, BatchResult
 from alert_delivery.delivery.body import ERROR_MAX, loads_utf8
 from alert_delivery.delivery.breaker import Breakers
 from alert_delivery.delivery.decisions import Decisions, serialise
+from alert_delivery.delivery.http_client import HttpSender, open_sender
 from alert_delivery.delivery.lanes import Lanes
 from alert_delivery.delivery.loop import run as run_loop
 from alert_delivery.delivery.outcome import Attempt, Verdict, decide
 from alert_delivery.delivery.recorder import GROUP_ROWS, Recorder
 from alert_delivery.delivery.secrets import Vault, load_vault
-from alert_delivery.delivery.sender import Sender, SenderConfig
+from alert_delivery.delivery.sender import SenderConfig
 from alert_delivery.delivery.ssrf import announce_allow_list
 from alert_delivery.delivery.store import Claimed
 
@@ -74,7 +75,7 @@ class Engine:
         self,
         conn: psycopg.AsyncConnection[Any],
         claim_conn: psycopg.AsyncConnection[Any],
-        sender: Sender,
+        sender: HttpSender,
         vault: Vault,
         settings: Settings,
         config: EngineConfig,
@@ -127,9 +128,12 @@ class Engine:
         config = config or EngineConfig()
         vault = load_vault(settings)
         announce_allow_list(settings.allowed_targets)
-        conn = await connect_async(db_url)
+        # First: a client that is not installed fails before any connection is opened.
+        sender = open_sender(settings.http_client, config.sender, settings.allowed_targets)
+        conn: psycopg.AsyncConnection[Any] | None = None
         claim_conn: psycopg.AsyncConnection[Any] | None = None
         try:
+            conn = await connect_async(db_url)
             claim_conn = await connect_async(db_url)
             set_json_loads(loads_utf8, claim_conn)
             await store.prepare(
@@ -140,15 +144,18 @@ class Engine:
                 cooldown_s=config.breaker_cooldown_s,
             )
         except BaseException:
-            # Nothing is left open when the second connect or the planning fails.
+            # Nothing is left open when a connect or the planning fails.
             for c in (claim_conn, conn):
                 if c is not None:
                     try:
                         await c.close()
                     except Exception as exc:  # closing what failed must not hide why
                         log.debug("closing a connection failed: %s", type(exc).__name__)
+            try:
+                await sender.close()
+            except Exception as exc:
+                log.debug("closing the sender failed: %s", type(exc).__name__)
             raise
-        sender = Sender(config.sender, settings.allowed_targets)
         return cls(
             conn, claim_conn, sender, vault, settings, config, worker_id=worker_id, run_id=run_id
         )

@@ -16,11 +16,11 @@ from alert_delivery.config import Settings, load_settings
 from alert_delivery.db.connection import connect
 from alert_delivery.delivery.body import encode, with_routing_key
 from alert_delivery.delivery.engine import EngineConfig
+from alert_delivery.delivery.http_client import open_sender
 from alert_delivery.delivery.loop import run
 from alert_delivery.delivery.outcome import Attempt, Verdict
 from alert_delivery.delivery.registry import HTTP_KINDS, decrypted_target, webhook_id_by_name
 from alert_delivery.delivery.secrets import load_vault
-from alert_delivery.delivery.sender import Sender
 from alert_delivery.delivery.signing import webhook_headers
 from alert_delivery.delivery.smtp import send_email
 from alert_delivery.delivery.ssrf import announce_allow_list, check_url
@@ -127,7 +127,7 @@ async def _post(
     config: EngineConfig,
     settings: Settings,
 ) -> Attempt:
-    sender = Sender(config.sender, settings.allowed_targets)
+    sender = open_sender(settings.http_client, config.sender, settings.allowed_targets)
     try:
         return await sender.post(url, body, webhook_headers(message_id, body, secrets))
     finally:

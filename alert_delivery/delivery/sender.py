@@ -55,12 +55,9 @@ class Sender:
         )
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
-        if len(body) > self.config.body_cap_bytes:
-            return Attempt(
-                Verdict.PERMANENT,
-                error=f"payload of {len(body)} bytes exceeds the cap "
-                f"of {self.config.body_cap_bytes}",
-            )
+        refused = oversized(body, self.config.body_cap_bytes)
+        if refused is not None:
+            return refused
         started = time.perf_counter()
         try:
             async with self.session.post(
@@ -74,11 +71,11 @@ class Sender:
                     else parse_retry_after(resp.headers.get("Retry-After"))
                 )
         except TimeoutError:
-            return _failed("timed out", started)
+            return failed("timed out", started)
         except aiohttp.ClientConnectorError as exc:
             return _connect_failed(exc, started)
         except (aiohttp.ClientError, OSError) as exc:
-            return _failed(f"connection error: {type(exc).__name__}", started)
+            return failed(f"connection error: {type(exc).__name__}", started)
         latency = (time.perf_counter() - started) * 1000.0
         return Attempt(
             classify_status(status),
@@ -92,7 +89,17 @@ class Sender:
         await self.session.close()
 
 
-def _failed(error: str, started: float) -> Attempt:
+def oversized(body: bytes, cap: int) -> Attempt | None:
+    """A request body over the cap is final: it is never sent."""
+    if len(body) <= cap:
+        return None
+    return Attempt(
+        Verdict.PERMANENT, error=f"payload of {len(body)} bytes exceeds the cap of {cap}"
+    )
+
+
+def failed(error: str, started: float) -> Attempt:
+    """A retryable failure (a timeout too: the receiver may have the request)."""
     return Attempt(Verdict.RETRY, error=error, latency_ms=(time.perf_counter() - started) * 1000.0)
 
 
@@ -102,6 +109,6 @@ def _connect_failed(exc: aiohttp.ClientConnectorError, started: float) -> Attemp
         # The resolver refused every address: retrying cannot help.
         return Attempt(Verdict.PERMANENT, error=f"refused at connect time: {cause}")
     if isinstance(cause, asyncio.TimeoutError):
-        return _failed("connect timed out", started)
+        return failed("connect timed out", started)
     reason = getattr(cause, "strerror", None) or type(cause).__name__
-    return _failed(f"connection failed: {reason}", started)
+    return failed(f"connection failed: {reason}", started)

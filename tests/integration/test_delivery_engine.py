@@ -10,10 +10,20 @@ from standardwebhooks.webhooks import Webhook
 from alert_delivery.config import Settings
 from alert_delivery.delivery.engine import deliver_batch
 from alert_delivery.delivery.registry import add_webhook
-from tests.support.delivery import FAST, delivery_env, enqueue, log_events, make_due, queue_rows
+from tests.support.delivery import (
+    FAST,
+    client_env,
+    delivery_env,
+    enqueue,
+    http_client,
+    log_events,
+    make_due,
+    queue_rows,
+)
 from tests.support.receivers import Receiver, Reply, always, closed_port, flaky, sequence, serve
 
-__all__ = ["delivery_env"]
+# Every test here runs once per HTTP client (client_env).
+__all__ = ["client_env", "delivery_env", "http_client"]
 
 
 def _hook(db_url: str, settings: Settings, url: str, **kwargs: object) -> tuple[int, str | None]:
@@ -29,13 +39,13 @@ def _hook(db_url: str, settings: Settings, url: str, **kwargs: object) -> tuple[
 
 
 def test_delivers_signed_body_verifiable_with_standardwebhooks(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver()) as rx:
-        webhook_id, secret = _hook(db_url, delivery_env, rx.url)
+        webhook_id, secret = _hook(db_url, client_env, rx.url)
         assert secret is not None and secret.startswith("whsec_")
         ids = enqueue(conn, webhook_id, [{"text": "héllo", "n": i} for i in range(3)])
-        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert (result.claimed, result.delivered, result.first_id, result.last_id) == (
             3,
             3,
@@ -62,17 +72,17 @@ def test_delivers_signed_body_verifiable_with_standardwebhooks(
 
 
 def test_retry_then_deliver_keeps_the_webhook_id(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver(sequence(Reply(503), Reply(200)))) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url, retry_schedule_s=[1, 1])
+        webhook_id, _ = _hook(db_url, client_env, rx.url, retry_schedule_s=[1, 1])
         [did] = enqueue(conn, webhook_id, [{"a": 1}])
-        first = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        first = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert (first.retrying, first.delivered) == (1, 0)
         row = queue_rows(conn)[did]
         assert (row["status"], row["attempts"], row["last_status"]) == ("pending", 1, 503)
         make_due(conn)
-        second = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        second = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert second.delivered == 1
         got = rx.wait_for(2)
     assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
@@ -81,15 +91,15 @@ def test_retry_then_deliver_keeps_the_webhook_id(
 
 
 def test_flaky_receiver_eventually_gets_everything_once_delivered(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver(flaky(0.3))) as rx:
         webhook_id, _ = _hook(
-            db_url, delivery_env, rx.url, retry_schedule_s=[0] * 10, rate_limit_per_s=1000.0
+            db_url, client_env, rx.url, retry_schedule_s=[0] * 10, rate_limit_per_s=1000.0
         )
         ids = enqueue(conn, webhook_id, [{"n": i} for i in range(40)])
         for _ in range(12):
-            deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+            deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
             make_due(conn)
             if all(r["status"] == "delivered" for r in queue_rows(conn).values()):
                 break
@@ -106,12 +116,12 @@ def test_flaky_receiver_eventually_gets_everything_once_delivered(
 
 
 def test_slow_receiver_times_out_and_is_retried(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver(always(200, delay_s=1.5))) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url, retry_schedule_s=[60])
+        webhook_id, _ = _hook(db_url, client_env, rx.url, retry_schedule_s=[60])
         [did] = enqueue(conn, webhook_id, [{"slow": True}])
-        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         rx.wait_for(1)
     assert result.retrying == 1
     row = queue_rows(conn)[did]
@@ -119,12 +129,12 @@ def test_slow_receiver_times_out_and_is_retried(
 
 
 def test_429_retry_after_is_honoured(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver(always(429, headers={"Retry-After": "120"}))) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url, retry_schedule_s=[1])
+        webhook_id, _ = _hook(db_url, client_env, rx.url, retry_schedule_s=[1])
         [did] = enqueue(conn, webhook_id, [{"x": 1}])
-        deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
     wait = conn.execute(
         "SELECT extract(epoch FROM next_attempt_at - now()) FROM alert_delivery.delivery_queue"
         " WHERE delivery_id = %s",
@@ -135,12 +145,12 @@ def test_429_retry_after_is_honoured(
 
 
 def test_410_disables_webhook_and_dead_letters_its_queue(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver(always(410))) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url, rate_limit_per_s=1.0)
+        webhook_id, _ = _hook(db_url, client_env, rx.url, rate_limit_per_s=1.0)
         ids = enqueue(conn, webhook_id, [{"i": i} for i in range(3)])
-        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert len(rx.requests) == 1, "the bucket let one through; the rest were deferred"
     assert result.dead == 1 and result.deferred == 2
     active = conn.execute(
@@ -155,13 +165,13 @@ def test_410_disables_webhook_and_dead_letters_its_queue(
 
 
 def test_permanent_4xx_and_redirect_are_dead_without_following(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     redirect = Reply(302, headers={"Location": "http://169.254.169.254/latest/meta-data"})
     with serve(Receiver(sequence(redirect, Reply(400)))) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url)
+        webhook_id, _ = _hook(db_url, client_env, rx.url)
         ids = enqueue(conn, webhook_id, [{"i": 1}, {"i": 2}])
-        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert len(rx.requests) == 2 and all(r.path == "/hook" for r in rx.requests)
     assert result.dead == 2
     rows = queue_rows(conn)
@@ -171,15 +181,15 @@ def test_permanent_4xx_and_redirect_are_dead_without_following(
 
 
 def test_connection_refused_retries_then_dead_letters(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     url = f"http://127.0.0.1:{closed_port()}/hook"
-    webhook_id, _ = _hook(db_url, delivery_env, url, retry_schedule_s=[0])
+    webhook_id, _ = _hook(db_url, client_env, url, retry_schedule_s=[0])
     [did] = enqueue(conn, webhook_id, [{"i": 1}])
-    first = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+    first = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
     assert first.retrying == 1
     make_due(conn)
-    second = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+    second = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
     assert second.dead == 1
     row = queue_rows(conn)[did]
     assert row["status"] == "dead" and row["attempts"] == 2
@@ -188,22 +198,22 @@ def test_connection_refused_retries_then_dead_letters(
 
 
 def test_signing_secret_rotation_sends_both_signatures_until_finished(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     from alert_delivery.delivery.registry import rotate_signing_secret
 
     with serve(Receiver()) as rx:
-        webhook_id, old = _hook(db_url, delivery_env, rx.url)
+        webhook_id, old = _hook(db_url, client_env, rx.url)
         name = conn.execute(
             "SELECT name FROM alert_delivery.webhooks WHERE webhook_id = %s", (webhook_id,)
         ).fetchone()[0]  # type: ignore[index]
-        new = rotate_signing_secret(db_url, name, settings=delivery_env)
+        new = rotate_signing_secret(db_url, name, settings=client_env)
         assert new and old and new != old
         enqueue(conn, webhook_id, [{"n": 1}])
-        deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
-        rotate_signing_secret(db_url, name, finish=True, settings=delivery_env)
+        deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
+        rotate_signing_secret(db_url, name, finish=True, settings=client_env)
         enqueue(conn, webhook_id, [{"n": 2}])
-        deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         during, after = rx.wait_for(2)
     assert len(during.headers["webhook-signature"].split(" ")) == 2
     for secret in (old, new):
@@ -230,14 +240,14 @@ class _CountingReceiver(Receiver):
 
 
 def test_concurrency_is_capped_across_batches_in_flight_and_each_row_sent_once(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     config = replace(FAST, sender=replace(FAST.sender, concurrency=4))
     with serve(_CountingReceiver()) as rx:
-        webhook_id, _ = _hook(db_url, delivery_env, rx.url, rate_limit_per_s=1000.0)
+        webhook_id, _ = _hook(db_url, client_env, rx.url, rate_limit_per_s=1000.0)
         ids = enqueue(conn, webhook_id, [{"n": i} for i in range(30)])
         # Two rows per lane first (8), then the rest: two batches share the four lanes.
-        result = deliver_batch(db_url, worker_id="t", config=config, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=config, settings=client_env)
         assert (result.claimed, result.delivered) == (30, 30)
         assert rx.most_inside == 4
         assert sorted(json.loads(b)["n"] for b in rx.bodies()) == list(range(30))

@@ -14,10 +14,10 @@ from alert_delivery.db.queries import sql_dir
 from alert_delivery.delivery.engine import deliver_batch
 from alert_delivery.delivery.registry import add_webhook
 from alert_delivery.worker import Worker, WorkerOptions
-from tests.support.delivery import FAST, delivery_env, enqueue, queue_rows
+from tests.support.delivery import FAST, client_env, delivery_env, enqueue, http_client, queue_rows
 from tests.support.receivers import Receiver, serve
 
-__all__ = ["delivery_env"]
+__all__ = ["client_env", "delivery_env", "http_client"]
 
 
 class Running:
@@ -72,12 +72,12 @@ def test_worker_delivers_on_notify_and_by_polling_and_keeps_a_heartbeat(
 
 
 def test_oversized_payload_is_dead_not_sent(
-    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+    db_url: str, conn: psycopg.Connection, client_env: Settings
 ) -> None:
     with serve(Receiver()) as rx:
-        hook = add_webhook(db_url, name="big", kind="webhook", url=rx.url, settings=delivery_env)
+        hook = add_webhook(db_url, name="big", kind="webhook", url=rx.url, settings=client_env)
         [did] = enqueue(conn, hook.webhook_id, [{"blob": "x" * 300_000}])
-        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=delivery_env)
+        result = deliver_batch(db_url, worker_id="t", config=FAST, settings=client_env)
         assert rx.requests == []
     assert result.dead == 1
     assert "exceeds the cap" in queue_rows(conn)[did]["last_error"]

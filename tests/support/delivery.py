@@ -1,6 +1,8 @@
 """Helpers for delivery tests: settings with a test key and the 127.0.0.1 allow-list, queue rows."""
 
+import importlib.util
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -8,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from psycopg.types.json import Jsonb
 
-from alert_delivery.config import Settings, load_settings
+from alert_delivery.config import HttpClient, Settings, load_settings
 from alert_delivery.delivery.engine import EngineConfig
 from alert_delivery.delivery.sender import SenderConfig
 
@@ -27,6 +29,31 @@ def delivery_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     monkeypatch.setenv("ALERT_DELIVERY_SECRET_KEYS", TEST_KEY)
     monkeypatch.setenv("ALERT_DELIVERY_ALLOWED_TARGETS", "127.0.0.1/32")
     yield load_settings()
+
+
+HTTP_CLIENTS = [
+    pytest.param("aiohttp"),
+    pytest.param(
+        "pyreqwest",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("pyreqwest") is None,
+            reason="pyreqwest is not installed (pip install '.[pyreqwest]')",
+        ),
+    ),
+]
+
+
+@pytest.fixture(params=HTTP_CLIENTS)
+def http_client(request: pytest.FixtureRequest) -> HttpClient:
+    """Each HTTP client the sender can be (``ALERT_DELIVERY_HTTP_CLIENT``), one test each."""
+    client: HttpClient = request.param
+    return client
+
+
+@pytest.fixture
+def client_env(delivery_env: Settings, http_client: HttpClient) -> Settings:
+    """``delivery_env`` sending through each HTTP client in turn."""
+    return replace(delivery_env, http_client=http_client)
 
 
 def enqueue(

@@ -6,6 +6,7 @@ endpoints.
 """
 
 import asyncio
+import contextlib
 import random
 import socket
 import threading
@@ -15,12 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass(frozen=True)
 class Received:
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
+    """Case-insensitive, as HTTP header names are (clients differ in the case they send)."""
     body: bytes
     at: float
 
@@ -30,6 +33,8 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    endless: bool = False
+    """Stream a body that never ends (until the client goes away)."""
 
 
 Behaviour = Callable[[int, Received], Reply]
@@ -85,13 +90,22 @@ class Receiver:
             raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        got = Received(request.path, dict(request.headers), await request.read(), time.time())
+        got = Received(
+            request.path, CIMultiDict(request.headers), await request.read(), time.time()
+        )
         with self._lock:
             n = len(self.requests)
             self.requests.append(got)
         reply = self.behaviour(n, got)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.endless:
+            stream = web.StreamResponse(status=reply.status, headers=reply.headers)
+            await stream.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await stream.write(b"x" * 65536)
+            return stream
         return web.Response(status=reply.status, headers=reply.headers, text="ok")
 
 

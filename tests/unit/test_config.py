@@ -52,3 +52,10 @@ def test_bad_cidr_names_the_variable_and_value() -> None:
         ConfigurationError, match=r"ALERT_DELIVERY_ALLOWED_TARGETS: not a CIDR: '10\.0\.0\.300'"
     ):
         load_settings({"ALERT_DELIVERY_ALLOWED_TARGETS": "127.0.0.1/32,10.0.0.300"})
+
+
+def test_http_client_defaults_to_aiohttp_and_names_the_variable_when_unknown() -> None:
+    assert load_settings({}).http_client == "aiohttp"
+    assert load_settings({"ALERT_DELIVERY_HTTP_CLIENT": " pyreqwest "}).http_client == "pyreqwest"
+    with pytest.raises(ConfigurationError, match="ALERT_DELIVERY_HTTP_CLIENT: must be 'aiohttp'"):
+        load_settings({"ALERT_DELIVERY_HTTP_CLIENT": "httpx"})
