@@ -5,6 +5,7 @@ read only up to the cap so a hostile receiver cannot stream us gigabytes.
 """
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,5 +111,7 @@ def _connect_failed(exc: aiohttp.ClientConnectorError, started: float) -> Attemp
         return Attempt(Verdict.PERMANENT, error=f"refused at connect time: {cause}")
     if isinstance(cause, asyncio.TimeoutError):
         return failed("connect timed out", started)
-    reason = getattr(cause, "strerror", None) or type(cause).__name__
+    # The errno's text, not the exception's: asyncio's strerror names the address and port.
+    code = getattr(cause, "errno", None)
+    reason = os.strerror(code) if isinstance(code, int) else type(cause).__name__
     return failed(f"connection failed: {reason}", started)
