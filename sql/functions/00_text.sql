@@ -43,6 +43,24 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                'UTF8')), 'hex')
 $$;
 
+-- Both hashes of a new alert from one pass over its labels (one executor start instead of
+-- three: a tenth of normalising an alert): {"fingerprint": labels_fingerprint(labels),
+-- "content_hash": alert_content_hash(labels, title, description)}, equal to those two.
+CREATE OR REPLACE FUNCTION alert_delivery.alert_hashes(p_labels jsonb, p_title text,
+                                                       p_description text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT jsonb_build_object(
+        'fingerprint', encode(sha256(convert_to(coalesce(
+            string_agg(l.key || chr(31) || l.value, chr(30) ORDER BY l.key COLLATE "C"), ''),
+            'UTF8')), 'hex'),
+        'content_hash', encode(sha256(convert_to(concat_ws(chr(31),
+            encode(sha256(convert_to(coalesce(
+                string_agg(l.key || chr(31) || l.value, chr(30) ORDER BY l.key COLLATE "C")
+                    FILTER (WHERE l.key <> 'source'), ''), 'UTF8')), 'hex'),
+            p_title, p_description), 'UTF8')), 'hex'))
+    FROM jsonb_each_text(p_labels) l
+$$;
+
 -- Alertmanager's matchers on a label set: [[name, op, value], ...], all must hold; a missing
 -- label is the empty string; regular expressions are anchored at both ends. Python refuses the
 -- constructs PostgreSQL and Python read differently before a matcher is stored

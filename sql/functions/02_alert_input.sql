@@ -69,9 +69,7 @@ CREATE OR REPLACE FUNCTION alert_delivery.alert_output(a jsonb, p_at text, p_lab
                                                        p_title text, p_description text,
                                                        p_kinds text[])
 RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'fingerprint', alert_delivery.labels_fingerprint(p_labels),
-        'content_hash', alert_delivery.alert_content_hash(p_labels, p_title, p_description),
+    SELECT alert_delivery.alert_hashes(p_labels, p_title, p_description) || jsonb_build_object(
         'labels', p_labels, 'annotations', p_notes,
         'source', coalesce(p_labels ->> 'source', 'api'),
         'operation_type', coalesce(p_labels ->> 'operation_type', ''),

@@ -22,6 +22,21 @@ def test_fingerprints_agree(conn: psycopg.Connection, labels: dict[str, str]) ->
     assert row == (fingerprint(labels),)
 
 
+@pytest.mark.parametrize("labels", [*LABEL_SETS, {"source": "a", "job": "x"}, {"source": "b"}])
+def test_one_pass_hashes_equal_the_two_functions(
+    conn: psycopg.Connection, labels: dict[str, str]
+) -> None:
+    row = conn.execute(
+        "SELECT alert_delivery.alert_hashes(%(l)s, 't ☃', 'd'),"
+        " alert_delivery.labels_fingerprint(%(l)s),"
+        " alert_delivery.alert_content_hash(%(l)s, 't ☃', 'd')",
+        {"l": Jsonb(labels)},
+    ).fetchone()
+    assert row is not None
+    assert row[0] == {"fingerprint": row[1], "content_hash": row[2]}
+    assert row[1] == fingerprint(labels)
+
+
 def test_raising_stores_the_label_set_fingerprint(conn: psycopg.Connection) -> None:
     raised = alert(conn)
     stored = conn.execute(
