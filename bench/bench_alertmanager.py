@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from alert_delivery.alerting import add_rule, raise_alert
 from alert_delivery.config import load_settings
 from alert_delivery.delivery.registry import add_webhook
 from bench.common import BenchContext, BenchRow, percentile
-from bench.receiver import free_port, start_receiver, wait_port
+from bench.receiver import LABELS_RECEIVER, free_port, start_receiver, wait_arrivals, wait_port
 
 N = 10_000
 N_WEBHOOKS = 50
@@ -48,37 +47,6 @@ LATENCY_SECONDS = 10
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 RESULTS = Path(__file__).resolve().parent / "results"
 
-RECEIVER = """
-import json, time
-seen = {}
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
-    chunks = []
-    more = True
-    while more:
-        msg = await receive()
-        chunks.append(msg.get("body", b""))
-        more = msg.get("more_body", False)
-    now = time.time()
-    body = b"ok"
-    if scope["path"] == "/stats":
-        body = json.dumps(seen).encode()
-        seen.clear()
-    else:
-        doc = json.loads(b"".join(chunks) or b"{}")
-        alerts = doc.get("alerts") or doc.get("data", {}).get("alerts") or []
-        for a in alerts:
-            seen.setdefault(a.get("labels", {}).get("id", "?"), now)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})
-"""
 
 AM_CONFIG = """
 route:
@@ -103,23 +71,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-
-
-def _stats(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as resp:
-        data: dict[str, float] = json.loads(resp.read())
-    return data
-
-
-def _wait_for(port: int, count: int, timeout_s: float) -> dict[str, float]:
-    """Arrivals until ``count`` alerts arrived (or the deadline); clears the receiver."""
-    seen: dict[str, float] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < count and time.monotonic() < deadline:
-        for key, at in _stats(port).items():
-            seen.setdefault(key, at)
-        time.sleep(0.05)
-    return seen
 
 
 def _rate(seen: dict[str, float]) -> float:
@@ -185,7 +136,7 @@ def _am_throughput(tmp: Path, receiver_port: int, tag: str) -> float:
                 await asyncio.gather(*(client(batches[c::CLIENTS]) for c in range(CLIENTS)))
 
         asyncio.run(post_all())
-        return _rate(_wait_for(receiver_port, N, 120))
+        return _rate(wait_arrivals(receiver_port, N, 120))
     finally:
         am.close()
 
@@ -209,7 +160,7 @@ def _am_latency(tmp: Path, receiver_port: int, tag: str) -> list[float]:
                     resp.release()
 
         asyncio.run(offer())
-        seen = _wait_for(receiver_port, len(started), 30)
+        seen = wait_arrivals(receiver_port, len(started), 30)
         return [(seen[k] - started[k]) * 1000 for k in started if k in seen]
     finally:
         am.close()
@@ -311,7 +262,7 @@ def _ours_throughput(
     try:
         worker.ready(url, processes)
         _insert_alerts_and_rows(url, hooks, tag)
-        return _rate(_wait_for(receiver_port, N, 180))
+        return _rate(wait_arrivals(receiver_port, N, 180))
     finally:
         worker.close()
 
@@ -353,7 +304,7 @@ def _ours_latency(ctx: BenchContext, receiver_port: int, key: str, tag: str) -> 
                         conn,
                         labels={"alertname": "BenchAlert", "id": alert_key, "severity": "critical"},
                     )
-        seen = _wait_for(receiver_port, len(started), 30)
+        seen = wait_arrivals(receiver_port, len(started), 30)
     finally:
         worker.close()
     return [(seen[k] - started[k]) * 1000 for k in started if k in seen]
@@ -381,7 +332,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     our_lat: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        receiver, port = start_receiver(tmp, RECEIVER, module="bench_am_receiver")
+        receiver, port = start_receiver(tmp, LABELS_RECEIVER, module="bench_labels_receiver")
         try:
             for r in range(ROUNDS):
                 # Interleaved: each round runs both contenders back to back.

@@ -1,10 +1,12 @@
 """The benchmarks' HTTP receiver: a minimal ASGI app under uvicorn in its own process on
 127.0.0.1, so the receiver's CPU is never the benchmark process's."""
 
+import json
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 # Records, per webhook-id, when the request arrived: GET /stats returns the arrivals, GET
@@ -44,6 +46,42 @@ async def app(scope, receive, send):
 """
 
 
+# Records, per alert (its ``id`` label), when the first body carrying it arrived: Alertmanager's
+# webhook body ("alerts") and ours ("data.alerts") both carry the labels. GET /stats returns and
+# forgets the arrivals.
+LABELS_RECEIVER = """
+import json, time
+seen = {}
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            await send({"type": msg["type"] + ".complete"})
+            if msg["type"] == "lifespan.shutdown":
+                return
+    chunks = []
+    more = True
+    while more:
+        msg = await receive()
+        chunks.append(msg.get("body", b""))
+        more = msg.get("more_body", False)
+    now = time.time()
+    body = b"ok"
+    if scope["path"] == "/stats":
+        body = json.dumps(seen).encode()
+        seen.clear()
+    else:
+        doc = json.loads(b"".join(chunks) or b"{}")
+        alerts = doc.get("alerts") or doc.get("data", {}).get("alerts") or []
+        for a in alerts:
+            seen.setdefault(a.get("labels", {}).get("id", "?"), now)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,3 +116,21 @@ def start_receiver(
     )  # fmt: skip
     wait_port(port, proc, "receiver")
     return proc, port
+
+
+def arrivals(port: int) -> dict[str, float]:
+    """The label receiver's arrivals since the last call (it forgets them)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as resp:
+        data: dict[str, float] = json.loads(resp.read())
+    return data
+
+
+def wait_arrivals(port: int, count: int, timeout_s: float) -> dict[str, float]:
+    """Arrivals until ``count`` alerts arrived (or the deadline); clears the receiver."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < count and time.monotonic() < deadline:
+        for key, at in arrivals(port).items():
+            seen.setdefault(key, at)
+        time.sleep(0.05)
+    return seen

@@ -31,6 +31,7 @@ DECLARE
     v_bad record;
     v_dups boolean;
     v_one boolean;
+    v_held jsonb;
 BEGIN
     IF p_alerts IS NULL OR jsonb_typeof(p_alerts) <> 'array' THEN
         PERFORM alert_delivery.invalid_alert('alerts', 'must be a JSON array of alert objects');
@@ -201,32 +202,7 @@ BEGIN
         LEFT JOIN LATERAL alert_delivery.silencing(a.labels) s ON d.alert_id IS NULL
         LEFT JOIN LATERAL alert_delivery.inhibiting(a.alert_id, a.labels, v_new[u.n + 1:]) h
           ON d.alert_id IS NULL AND s.silence_id IS NULL
-    ), held AS (
-        UPDATE alert_delivery.alerts a
-        SET held_reason = CASE WHEN v.silence_id IS NOT NULL THEN 'silenced' ELSE 'inhibited' END,
-            held_by = coalesce(v.silence_id, v.inhibitor)
-        FROM v WHERE a.alert_id = v.id AND a.alert_id = ANY (v_new) AND NOT v.historical
-          AND (v.silence_id IS NOT NULL OR v.inhibitor IS NOT NULL)
-    ), logged AS (
-        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
-        SELECT v.id,
-               CASE WHEN v.historical THEN 'suppressed_historical'
-                    WHEN v.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
-                    WHEN v.silence_id IS NOT NULL THEN 'suppressed_silenced'
-                    ELSE 'suppressed_inhibited' END,
-               CASE WHEN v.historical
-                        THEN 'historical (older than the backfill horizon): recorded, summarised'
-                             ' in the run''s digest instead of paged'
-                    WHEN v.dup_of IS NOT NULL
-                        THEN format('same content as open alert %s, notified within 24 h; '
-                                    'notifies when its repeat interval passes', v.dup_of)
-                    WHEN v.silence_id IS NOT NULL
-                        THEN format('silence %s; notifies when it ends if still firing',
-                                    v.silence_id)
-                    ELSE format('inhibited by open alert %s; notifies when it resolves if '
-                                'still firing', v.inhibitor) END
-        FROM v WHERE v.historical OR coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL
-        ORDER BY v.n)
+    )
     SELECT jsonb_object_agg(v.id, CASE WHEN v.historical THEN 'historical'
                                        WHEN v.dup_of IS NOT NULL
                                        THEN 'suppressed_duplicate_content'
@@ -236,8 +212,46 @@ BEGIN
            coalesce(array_agg(v.id ORDER BY v.n)
                         FILTER (WHERE NOT v.historical
                                   AND coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NULL),
-                    '{}') || v_notify
-    INTO v_verdicts, v_notify FROM v;
+                    '{}') || v_notify,
+           jsonb_agg(to_jsonb(v) ORDER BY v.n)
+               FILTER (WHERE v.historical
+                          OR coalesce(v.dup_of, v.silence_id, v.inhibitor) IS NOT NULL)
+    INTO v_verdicts, v_notify, v_held FROM v;
+
+    -- What was held back, written only when there is some (an empty insert still sets up the
+    -- partitioned log and fires its counting trigger).
+    IF v_held IS NOT NULL THEN
+        WITH h AS (
+            SELECT * FROM jsonb_to_recordset(v_held) AS h(id bigint, n bigint, dup_of bigint,
+                                                          silence_id bigint, inhibitor bigint,
+                                                          historical boolean)
+        ), held AS (
+            UPDATE alert_delivery.alerts a
+            SET held_reason = CASE WHEN h.silence_id IS NOT NULL THEN 'silenced'
+                                   ELSE 'inhibited' END,
+                held_by = coalesce(h.silence_id, h.inhibitor)
+            FROM h WHERE a.alert_id = h.id AND a.alert_id = ANY (v_new) AND NOT h.historical
+              AND (h.silence_id IS NOT NULL OR h.inhibitor IS NOT NULL)
+        )
+        INSERT INTO alert_delivery.delivery_log (alert_id, event, detail)
+        SELECT h.id,
+               CASE WHEN h.historical THEN 'suppressed_historical'
+                    WHEN h.dup_of IS NOT NULL THEN 'suppressed_duplicate_content'
+                    WHEN h.silence_id IS NOT NULL THEN 'suppressed_silenced'
+                    ELSE 'suppressed_inhibited' END,
+               CASE WHEN h.historical
+                        THEN 'historical (older than the backfill horizon): recorded, summarised'
+                             ' in the run''s digest instead of paged'
+                    WHEN h.dup_of IS NOT NULL
+                        THEN format('same content as open alert %s, notified within 24 h; '
+                                    'notifies when its repeat interval passes', h.dup_of)
+                    WHEN h.silence_id IS NOT NULL
+                        THEN format('silence %s; notifies when it ends if still firing',
+                                    h.silence_id)
+                    ELSE format('inhibited by open alert %s; notifies when it resolves if '
+                                'still firing', h.inhibitor) END
+        FROM h ORDER BY h.n;
+    END IF;
 
     SELECT coalesce(jsonb_object_agg(n.alert_id, n.queued), '{}') INTO v_queued
     FROM alert_delivery.notify_alerts(v_notify) n;
