@@ -103,6 +103,7 @@ def claim_ms(url: str) -> list[float]:
         "lease_s": 120.0,
         "worker_id": "scale-claim",
         "cooldown_s": 60.0,
+        "only": None,
     }
     sql = query("delivery", "claim")
     out = []
