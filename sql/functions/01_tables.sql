@@ -31,3 +31,32 @@ LANGUAGE sql STABLE AS $$
          WHERE op LIKE f.pattern ORDER BY length(f.pattern) DESC, f.pattern LIMIT 1),
         'other')
 $$;
+
+-- The raise path's plans follow the table's statistics: a session's generic plan made while
+-- alerts was small kept walking it whole as it grew (55 ms an alert at 30,000 alerts, until
+-- autovacuum's next round, a minute away on a fresh install). Once the table has changed by as
+-- much as it holds (1,000 changes at least) since it was last analyzed, the next raise analyzes
+-- it (one producer at a time, giving up on a lock it cannot have within 50 ms); every session's
+-- plans are made again from then on. Only a role that may analyze the table tries.
+CREATE OR REPLACE FUNCTION alert_delivery.analyze_if_grown(p_table regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_timeout text := current_setting('lock_timeout');
+BEGIN
+    IF pg_stat_get_mod_since_analyze(p_table) <= greatest(1000, (
+           SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = p_table))
+       OR NOT (SELECT pg_has_role(c.relowner, 'MEMBER') FROM pg_catalog.pg_class c
+               WHERE c.oid = p_table)
+       OR NOT pg_try_advisory_xact_lock(1097, p_table::oid::integer) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM set_config('lock_timeout', '50ms', true);
+        EXECUTE format('ANALYZE %s', p_table);
+        PERFORM set_config('lock_timeout', v_timeout, true);
+        RETURN true;
+    EXCEPTION WHEN lock_not_available THEN
+        -- The subtransaction's rollback restored lock_timeout.
+        RETURN false;
+    END;
+END $$;

@@ -50,6 +50,7 @@ BEGIN
         INTO v_in
         FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(a, i);
     END IF;
+    PERFORM alert_delivery.analyze_if_grown('alert_delivery.alerts');
     -- From the first table lookup on, a batch gets custom plans (normalising the input above
     -- reads nothing else: its generic plan does); back to the function's own setting on return.
     IF jsonb_array_length(p_alerts) > 16 THEN
