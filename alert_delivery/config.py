@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from alert_delivery.errors import ConfigurationError
 
@@ -57,24 +57,19 @@ class Settings:
         return self.env == "production"
 
 
+def _one_of(value: str, choices: tuple[str, ...], where: str) -> str:
+    if value in choices:
+        return value
+    allowed = " or ".join(repr(c) for c in choices)
+    raise ConfigurationError(f"must be {allowed}, got {value[:40]!r}", where=where)
+
+
 def _parse_env(value: str) -> Environment:
-    if value == "development":
-        return "development"
-    if value == "production":
-        return "production"
-    raise ConfigurationError(
-        f"must be 'development' or 'production', got {value!r}", where="ALERT_DELIVERY_ENV"
-    )
+    return cast(Environment, _one_of(value, get_args(Environment), "ALERT_DELIVERY_ENV"))
 
 
 def _parse_http_client(value: str) -> HttpClient:
-    if value == "aiohttp":
-        return "aiohttp"
-    if value == "pyreqwest":
-        return "pyreqwest"
-    raise ConfigurationError(
-        f"must be 'aiohttp' or 'pyreqwest', got {value[:40]!r}", where="ALERT_DELIVERY_HTTP_CLIENT"
-    )
+    return cast(HttpClient, _one_of(value, get_args(HttpClient), "ALERT_DELIVERY_HTTP_CLIENT"))
 
 
 def parse_networks(value: str, *, where: str) -> tuple[IPNetwork, ...]:

@@ -9,13 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-# Records, per webhook-id, when the request arrived: GET /stats returns the arrivals, GET
-# /stats/take returns and forgets them (a round reads only its own), GET /stats/count says how
-# many there are (cheap to poll); /missing... answers 404.
-WEBHOOK_ID_RECEIVER = """
-import json, time
-seen = {}
-
+# Both receivers: an ASGI app that answers uvicorn's lifespan messages, then reads a request.
+_ASGI_HEAD = """
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -23,7 +18,19 @@ async def app(scope, receive, send):
             await send({"type": msg["type"] + ".complete"})
             if msg["type"] == "lifespan.shutdown":
                 return
-    more = True
+"""
+
+# Records, per webhook-id, when the request arrived: GET /stats returns the arrivals, GET
+# /stats/take returns and forgets them (a round reads only its own), GET /stats/count says how
+# many there are (cheap to poll); /missing... answers 404.
+WEBHOOK_ID_RECEIVER = (
+    """
+import json, time
+seen = {}
+
+"""
+    + _ASGI_HEAD
+    + """    more = True
     while more:
         msg = await receive()
         more = msg.get("more_body", False)
@@ -44,23 +51,20 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 """
+)
 
 
 # Records, per alert (its ``id`` label), when the first body carrying it arrived: Alertmanager's
 # webhook body ("alerts") and ours ("data.alerts") both carry the labels. GET /stats returns and
 # forgets the arrivals.
-LABELS_RECEIVER = """
+LABELS_RECEIVER = (
+    """
 import json, time
 seen = {}
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
-    chunks = []
+"""
+    + _ASGI_HEAD
+    + """    chunks = []
     more = True
     while more:
         msg = await receive()
@@ -80,6 +84,7 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 """
+)
 
 
 def free_port() -> int:

@@ -3,7 +3,7 @@
 An alert is a label set plus annotations. ``source``, ``operation_type``, ``alert_type`` and
 ``severity`` are well-known labels: detection sets them, and the alerts table keeps them as
 columns for its indexes and views. SQL computes the same fingerprint
-(``alert_delivery.labels_fingerprint`` in sql/functions/labels.sql; a test holds them equal).
+(``alert_delivery.labels_fingerprint`` in sql/functions/00_text.sql; a test holds them equal).
 """
 
 import hashlib

@@ -22,30 +22,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                  AND p ~ '^https://[A-Za-z0-9._~:/?#@!$&''()*+,;=%-]+$' THEN p END
 $$;
 
--- sha256 of the sorted label set: name \x1f value, pairs joined by \x1e, names in code point
--- order (alert_delivery.alerting.labels.fingerprint computes the same).
-CREATE OR REPLACE FUNCTION alert_delivery.labels_fingerprint(p_labels jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT encode(sha256(convert_to(coalesce(
-               string_agg(l.key || chr(31) || l.value, chr(30) ORDER BY l.key COLLATE "C"), ''),
-               'UTF8')), 'hex')
-    FROM jsonb_each_text(p_labels) l
-$$;
-
--- Dedup layer 2: the same labels but `source`, the same title and description -- the same
--- alert reported by two producers. (Any other label counts: one rule firing for many
--- instances with one summary is many alerts, never content duplicates.)
-CREATE OR REPLACE FUNCTION alert_delivery.alert_content_hash(p_labels jsonb, p_title text,
-                                                             p_description text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT encode(sha256(convert_to(concat_ws(chr(31),
-               alert_delivery.labels_fingerprint(p_labels - 'source'), p_title, p_description),
-               'UTF8')), 'hex')
-$$;
-
--- Both hashes of a new alert from one pass over its labels (one executor start instead of
--- three: a tenth of normalising an alert): {"fingerprint": labels_fingerprint(labels),
--- "content_hash": alert_content_hash(labels, title, description)}, equal to those two.
+-- Both hashes of an alert from one pass over its labels (one executor start instead of three:
+-- a tenth of normalising an alert); labels_fingerprint and alert_content_hash below read theirs
+-- from it, so the formulas live here only.
 CREATE OR REPLACE FUNCTION alert_delivery.alert_hashes(p_labels jsonb, p_title text,
                                                        p_description text)
 RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -59,6 +38,22 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                     FILTER (WHERE l.key <> 'source'), ''), 'UTF8')), 'hex'),
             p_title, p_description), 'UTF8')), 'hex'))
     FROM jsonb_each_text(p_labels) l
+$$;
+
+-- sha256 of the sorted label set: name \x1f value, pairs joined by \x1e, names in code point
+-- order (alert_delivery.alerting.labels.fingerprint computes the same).
+CREATE OR REPLACE FUNCTION alert_delivery.labels_fingerprint(p_labels jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT alert_delivery.alert_hashes(p_labels, '', '') ->> 'fingerprint'
+$$;
+
+-- Dedup layer 2: the same labels but `source`, the same title and description -- the same
+-- alert reported by two producers. (Any other label counts: one rule firing for many
+-- instances with one summary is many alerts, never content duplicates.)
+CREATE OR REPLACE FUNCTION alert_delivery.alert_content_hash(p_labels jsonb, p_title text,
+                                                             p_description text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT alert_delivery.alert_hashes(p_labels, p_title, p_description) ->> 'content_hash'
 $$;
 
 -- Alertmanager's matchers on a label set: [[name, op, value], ...], all must hold; a missing

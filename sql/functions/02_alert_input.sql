@@ -63,6 +63,16 @@ BEGIN
     RETURN (p_value #>> '{}')::bigint;
 END $$;
 
+-- The title: the title or summary annotation, else the alert's name, trimmed; with none, one
+-- from the fingerprint.
+CREATE OR REPLACE FUNCTION alert_delivery.alert_title(p_labels jsonb, p_notes jsonb)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(nullif(left(btrim(coalesce(p_notes ->> 'title', p_notes ->> 'summary',
+                                               p_labels ->> 'alertname',
+                                               p_labels ->> 'alert_type', '')), 10000), ''),
+                    'alert ' || left(alert_delivery.labels_fingerprint(p_labels), 12))
+$$;
+
 -- The normalised document: labels and annotations decided, the rest taken from the input.
 CREATE OR REPLACE FUNCTION alert_delivery.alert_output(a jsonb, p_at text, p_labels jsonb,
                                                        p_notes jsonb, p_severity text,
@@ -229,12 +239,7 @@ BEGIN
                                                           ELSE 'labels.severity' END,
             format('must be INFO, WARNING or CRITICAL, not %s', left(v_labels ->> 'severity', 40)));
     END IF;
-    v_title := left(btrim(coalesce(v_notes ->> 'title', v_notes ->> 'summary',
-                                   v_labels ->> 'alertname', v_labels ->> 'alert_type', '')),
-                    10000);
-    IF v_title = '' THEN
-        v_title := 'alert ' || left(alert_delivery.labels_fingerprint(v_labels), 12);
-    END IF;
+    v_title := alert_delivery.alert_title(v_labels, v_notes);
     v_desc := coalesce(v_notes ->> 'description', '');
 
     IF a ? 'details' AND jsonb_typeof(a -> 'details') NOT IN ('object', 'null') THEN
@@ -336,12 +341,7 @@ BEGIN
             v_labels := v_labels || jsonb_build_object('severity', upper(v_labels ->> 'severity'));
         END IF;
         v_notes := coalesce(a -> 'annotations', '{}');
-        v_title := left(btrim(coalesce(v_notes ->> 'title', v_notes ->> 'summary',
-                                       v_labels ->> 'alertname', v_labels ->> 'alert_type', '')),
-                        10000);
-        IF v_title = '' THEN
-            v_title := 'alert ' || left(alert_delivery.labels_fingerprint(v_labels), 12);
-        END IF;
+        v_title := alert_delivery.alert_title(v_labels, v_notes);
         v_desc := coalesce(v_notes ->> 'description', '');
         RETURN alert_delivery.alert_output(a, p_at, v_labels, v_notes,
                                            coalesce(v_labels ->> 'severity', 'WARNING'), v_title,

@@ -1,5 +1,7 @@
 """The SQL and Python fingerprints of a label set agree, and raising stores that fingerprint."""
 
+import hashlib
+
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
@@ -35,6 +37,9 @@ def test_one_pass_hashes_equal_the_two_functions(
     assert row is not None
     assert row[0] == {"fingerprint": row[1], "content_hash": row[2]}
     assert row[1] == fingerprint(labels)
+    content = {k: v for k, v in labels.items() if k != "source"}
+    expected = "\x1f".join([fingerprint(content), "t ☃", "d"])
+    assert row[2] == hashlib.sha256(expected.encode()).hexdigest()
 
 
 def test_raising_stores_the_label_set_fingerprint(conn: psycopg.Connection) -> None:
