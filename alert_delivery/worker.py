@@ -54,6 +54,10 @@ class WorkerOptions:
     poll_interval_s: float = 1.0
     heartbeat_s: float = 5.0
     max_batches_in_flight: int = 4
+    """Rows in flight (claimed, not yet recorded) are capped at this many batches' worth; a
+    claim asks only for the room left. Counting batches instead let four one-row claims, each
+    waiting up to a recorder group (20 ms), stall the claim loop: p90 commit -> receipt at
+    200/s went from 13.9 ms to 4.6 ms when the cap became rows."""
 
 
 def new_worker_id() -> str:
@@ -133,7 +137,8 @@ class Worker:
             self.db_url, worker_id=self.worker_id, config=self.config, settings=settings
         )
         listener: psycopg.AsyncConnection[Any] | None = None
-        tasks: set[asyncio.Task[BatchResult]] = set()
+        tasks: dict[asyncio.Task[BatchResult], int] = {}
+        room = self.options.max_batches_in_flight * self.options.batch_size
         background: list[asyncio.Task[None]] = []
         stopped = False
         try:
@@ -151,14 +156,14 @@ class Worker:
                 if self._failure is not None:
                     raise self._failure
                 self._wake.clear()
-                rows = []
-                if len(tasks) < self.options.max_batches_in_flight:
-                    rows = await engine.claim(self.options.batch_size)
+                wanted = min(self.options.batch_size, room - sum(tasks.values()))
+                if wanted > 0:
+                    rows = await engine.claim(wanted)
                     if rows:
                         task = asyncio.create_task(engine.process(rows))
-                        tasks.add(task)
-                        task.add_done_callback(lambda t: self._finished(t, tasks))
-                    if len(rows) == self.options.batch_size:
+                        tasks[task] = len(rows)
+                        task.add_done_callback(lambda t: self._finished(t, tasks, room))
+                    if len(rows) == wanted:
                         continue
                     # A short batch drained what was due; a NOTIFY that came meanwhile has set
                     # _wake, so waiting now loses nothing.
@@ -205,13 +210,16 @@ class Worker:
             self._wake.set()
 
     def _finished(
-        self, task: asyncio.Task[BatchResult], tasks: set[asyncio.Task[BatchResult]]
+        self,
+        task: asyncio.Task[BatchResult],
+        tasks: dict[asyncio.Task[BatchResult], int],
+        room: int,
     ) -> None:
-        # Wake the claim loop only if it is waiting for a free batch slot: waking it after every
-        # batch cost an empty claim per batch, queued ahead of the next NOTIFY's claim.
-        if len(tasks) >= self.options.max_batches_in_flight:
+        # Wake the claim loop only if it is waiting for room: waking it after every batch cost
+        # an empty claim per batch, queued ahead of the next NOTIFY's claim.
+        if sum(tasks.values()) >= room:
             self._wake.set()
-        tasks.discard(task)
+        tasks.pop(task, None)
         if task.cancelled():
             return
         exc = task.exception()

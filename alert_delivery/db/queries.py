@@ -19,6 +19,45 @@ def sql_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "sql"
 
 
+def compact(sql: str) -> str:
+    """``sql`` without its ``--`` comments and with each run of whitespace made one space (or one
+    newline, if it held one), quoted text untouched. psycopg re-parses every query over 4,096
+    bytes on each execute (its cache skips them): the claim (10.7 kB with comments) cost ~6 % of
+    the worker's CPU in that parse at 200 deliveries/s. Refuses a dollar quote or E'' string,
+    which it does not read."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            j = sql.index(c, i + 1)
+            while j + 1 < n and sql[j + 1] == c:  # a doubled quote stays inside the literal
+                j = sql.index(c, j + 2)
+            out.append(sql[i : j + 1])
+            i = j + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        elif c.isspace():
+            start = i
+            while i < n and sql[i].isspace():
+                i += 1
+            # A newline stays one: two literals with one between them are one literal.
+            gap = "\n" if "\n" in sql[start:i] else " "
+            if out and out[-1].isspace():
+                out[-1] = "\n" if "\n" in (out[-1], gap) else " "
+            elif out:
+                out.append(gap)
+        else:
+            if c == "$" or (c in "Ee" and sql.startswith("'", i + 1)):
+                raise ValueError(
+                    f"compact() does not read dollar quotes or E'' strings: {sql[i : i + 20]!r}"
+                )
+            out.append(c)
+            i += 1
+    return "".join(out).strip()
+
+
 @cache
 def load_module(module: str) -> dict[str, str]:
     text = (sql_dir() / "queries" / f"{module}.sql").read_text()
@@ -29,7 +68,7 @@ def load_module(module: str) -> dict[str, str]:
         body = text[match.end() : end].strip()
         if match.group(1) in blocks:
             raise ValueError(f"sql/queries/{module}.sql: query {match.group(1)!r} defined twice")
-        blocks[match.group(1)] = body
+        blocks[match.group(1)] = compact(body)
     return blocks
 
 
