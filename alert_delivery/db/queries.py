@@ -81,3 +81,23 @@ def query(module: str, name: str) -> LiteralString:
         return load_module(module)[name]
     except KeyError:
         raise KeyError(f"no query {name!r} in sql/queries/{module}.sql") from None
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@cache
+def raw_query(module: str, name: str) -> tuple[str, tuple[str, ...]]:
+    """Block ``name`` with ``$n`` placeholders for a raw cursor, and the parameter names in
+    ``$n`` order. psycopg parses a named-placeholder query over 4,096 bytes again on every
+    execute (87 us for the claim, 6.4 kB compacted); a raw query is sent as it is."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PLACEHOLDER.sub(number, query(module, name)), tuple(names)

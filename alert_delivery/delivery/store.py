@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from alert_delivery.db.queries import query
+from alert_delivery.db.queries import query, raw_query
 from alert_delivery.delivery.body import DICT_KINDS, render_new
 
 _decode = json.JSONDecoder().decode
@@ -128,19 +128,18 @@ async def claim(
     statement, and a new row's body rendered (``runbook_base`` links runbooks), which is stored
     with its first outcome. ``only`` restricts the claim to one webhook (looking for the one that
     makes claims fail)."""
-    cur = await conn.execute(
-        query("delivery", "claim"),
-        {
-            "limit": int(limit),
-            "worker_id": worker_id,
-            "only": only,
-            # Always floats: the prepared statement is kept per parameter types.
-            "lease_s": float(lease_s),
-            "min_age_s": float(min_age_s),
-            "cooldown_s": float(cooldown_s),
-        },
-        prepare=True,
-    )
+    sql, names = raw_query("delivery", "claim")
+    params = {
+        "limit": int(limit),
+        "worker_id": worker_id,
+        "only": only,
+        # Always floats: the prepared statement is kept per parameter types.
+        "lease_s": float(lease_s),
+        "min_age_s": float(min_age_s),
+        "cooldown_s": float(cooldown_s),
+    }
+    cur = psycopg.AsyncRawCursor(conn)
+    await cur.execute(sql, [params[n] for n in names], prepare=True)
     rows = await cur.fetchall()
     if not rows:
         return []

@@ -40,6 +40,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     added bigint;
 BEGIN
+    -- Every claim fires this with no rows (its rate_limited INSERT logs one only when a bucket
+    -- empties): return before the aggregate INSERT is started.
+    IF NOT EXISTS (SELECT FROM logged) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO alert_delivery.delivery_counts (event, kind, n, attempts)
     SELECT l.event,
            CASE WHEN l.webhook_id IS NULL THEN 'none' ELSE coalesce(w.kind, 'unknown') END,

@@ -4,6 +4,7 @@ import asyncio
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -15,7 +16,7 @@ from alert_delivery.delivery.engine import deliver_batch
 from alert_delivery.delivery.registry import add_webhook
 from alert_delivery.worker import Worker, WorkerOptions
 from tests.support.delivery import FAST, client_env, delivery_env, enqueue, http_client, queue_rows
-from tests.support.receivers import Receiver, serve
+from tests.support.receivers import Receiver, always, serve
 
 __all__ = ["client_env", "delivery_env", "http_client"]
 
@@ -111,3 +112,40 @@ def test_migration_applies_on_top_of_0001_alone(empty_db_url: str, tmp_path: Pat
         conn.execute("INSERT INTO alert_delivery.webhooks (name, kind) VALUES ('x', 'inbox')")
         health = conn.execute("SELECT count(*) FROM alert_delivery.webhook_health").fetchone()
         assert health == (1,), "the trigger gives every webhook a health row"
+
+
+def test_a_slow_receiver_does_not_hold_back_the_next_claim(
+    db_url: str, conn: psycopg.Connection, delivery_env: Settings
+) -> None:
+    """Rows in flight are capped as rows, not batches: with room for one batch, a one-row batch
+    waiting on a slow receiver still leaves room to claim and send a row that comes next (when
+    batches were counted, the second row waited for the first one's reply and outcome)."""
+    held_s = 4.0
+    config = replace(FAST, sender=replace(FAST.sender, read_timeout_s=10.0))
+    with serve(Receiver(always(200, delay_s=held_s))) as slow, serve(Receiver()) as fast:
+        slow_hook = add_webhook(
+            db_url, name="slow", kind="webhook", url=slow.url, settings=delivery_env
+        )
+        fast_hook = add_webhook(
+            db_url, name="fast", kind="webhook", url=fast.url, settings=delivery_env
+        )
+        worker = Worker(
+            db_url,
+            worker_id="room",
+            config=config,
+            settings=delivery_env,
+            options=WorkerOptions(poll_interval_s=30.0, max_batches_in_flight=1),
+        )
+        with Running(worker):
+            enqueue(conn, slow_hook.webhook_id, [{"n": 1}], notify=True)
+            [held] = slow.wait_for(1, timeout_s=5)
+            enqueue(conn, fast_hook.webhook_id, [{"n": 2}], notify=True)
+            [sent] = fast.wait_for(1, timeout_s=held_s / 2)
+            assert sent.at < held.at + held_s
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                statuses = {r["status"] for r in queue_rows(conn).values()}
+                if statuses == {"delivered"}:
+                    break
+                time.sleep(0.05)
+            assert statuses == {"delivered"}

@@ -1,8 +1,10 @@
 """compact(): comments and whitespace go, quoted text and literal continuation stay."""
 
+import re
+
 import pytest
 
-from alert_delivery.db.queries import compact, load_module, sql_dir
+from alert_delivery.db.queries import compact, load_module, raw_query, sql_dir
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,12 @@ def test_every_shipped_query_is_compact_and_stable() -> None:
     for path in sorted((sql_dir() / "queries").glob("*.sql")):
         for name, text in load_module(path.stem).items():
             assert compact(text) == text, f"{path.stem}.{name}"
+
+
+def test_raw_query_numbers_each_name_once_in_order() -> None:
+    sql, names = raw_query("delivery", "claim")
+    assert names == ("min_age_s", "only", "limit", "lease_s", "worker_id", "cooldown_s")
+    assert "%(" not in sql and "%%" not in sql
+    # The same name is the same $n wherever it appears, and every $n is one of the names.
+    assert set(re.findall(r"\$(\d+)", sql)) == {str(i) for i in range(1, len(names) + 1)}
+    assert "token bucket empty at %s/s" in sql
