@@ -12,7 +12,7 @@ import psycopg
 from alert_delivery.config import Settings
 from alert_delivery.db.migrations import upgrade
 from alert_delivery.db.queries import sql_dir
-from alert_delivery.delivery.engine import deliver_batch
+from alert_delivery.delivery.engine import EngineConfig, deliver_batch
 from alert_delivery.delivery.registry import add_webhook
 from alert_delivery.worker import Worker, WorkerOptions
 from tests.support.delivery import FAST, client_env, delivery_env, enqueue, http_client, queue_rows
@@ -24,8 +24,17 @@ __all__ = ["client_env", "delivery_env", "http_client"]
 class Running:
     """A Worker on its own event loop in a thread, stopped like SIGTERM would."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(
+        self,
+        db_url: str,
+        settings: Settings,
+        worker_id: str,
+        options: WorkerOptions,
+        config: EngineConfig = FAST,
+    ) -> None:
+        self.worker = Worker(
+            db_url, worker_id=worker_id, config=config, settings=settings, options=options
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -47,14 +56,8 @@ def test_worker_delivers_on_notify_and_by_polling_and_keeps_a_heartbeat(
 ) -> None:
     with serve(Receiver()) as rx:
         hook = add_webhook(db_url, name="w", kind="webhook", url=rx.url, settings=delivery_env)
-        worker = Worker(
-            db_url,
-            worker_id="inproc",
-            config=FAST,
-            settings=delivery_env,
-            options=WorkerOptions(poll_interval_s=0.3, heartbeat_s=0.2),
-        )
-        with Running(worker):
+        options = WorkerOptions(poll_interval_s=0.3, heartbeat_s=0.2)
+        with Running(db_url, delivery_env, "inproc", options):
             enqueue(conn, hook.webhook_id, [{"n": 1}], notify=True)
             rx.wait_for(1, timeout_s=5)
             enqueue(conn, hook.webhook_id, [{"n": 2}], notify=False)
@@ -129,14 +132,8 @@ def test_a_slow_receiver_does_not_hold_back_the_next_claim(
         fast_hook = add_webhook(
             db_url, name="fast", kind="webhook", url=fast.url, settings=delivery_env
         )
-        worker = Worker(
-            db_url,
-            worker_id="room",
-            config=config,
-            settings=delivery_env,
-            options=WorkerOptions(poll_interval_s=30.0, max_batches_in_flight=1),
-        )
-        with Running(worker):
+        options = WorkerOptions(poll_interval_s=30.0, max_batches_in_flight=1)
+        with Running(db_url, delivery_env, "room", options, config):
             enqueue(conn, slow_hook.webhook_id, [{"n": 1}], notify=True)
             [held] = slow.wait_for(1, timeout_s=5)
             enqueue(conn, fast_hook.webhook_id, [{"n": 2}], notify=True)
