@@ -95,7 +95,28 @@ def raise_alerts(
     ``alerts[i].field``."""
     if not alerts:
         return []
-    document = _dumps([alert_document(a) for a in alerts], "alerts")
+    params = _batch_params(alerts)
     with user_errors("alerts"):
-        rows = conn.execute(query("alerting", "raise_alerts"), {"alerts": document}).fetchall()
+        rows = conn.execute(query("alerting", "raise_alerts"), params).fetchall()
+    return _results(rows)
+
+
+async def raise_alerts_async(
+    conn: psycopg.AsyncConnection[Any], alerts: Sequence[Mapping[str, Any]]
+) -> list[RaiseResult]:
+    """``raise_alerts`` on an async connection (the HTTP API's, in its event loop)."""
+    if not alerts:
+        return []
+    params = _batch_params(alerts)
+    with user_errors("alerts"):
+        cur = await conn.execute(query("alerting", "raise_alerts"), params)
+        rows = await cur.fetchall()
+    return _results(rows)
+
+
+def _batch_params(alerts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {"alerts": _dumps([alert_document(a) for a in alerts], "alerts")}
+
+
+def _results(rows: Sequence[tuple[Any, ...]]) -> list[RaiseResult]:
     return [RaiseResult(None if r[0] is None else int(r[0]), str(r[1])) for r in rows]

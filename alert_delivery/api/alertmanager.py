@@ -42,9 +42,7 @@ async def post_alerts(request: web.Request) -> web.Response:
         except InvalidInput as exc:
             errors.append(_error(exc))
     if items:
-        results = await state(request).db.run(
-            lambda conn: ingest.ingest(conn, items), transaction=False
-        )
+        results = await state(request).db.run_async(lambda conn: ingest.ingest(conn, items))
         errors.extend({"field": r.field, "message": r.error} for r in results.values() if not r.ok)
     if errors:
         errors.sort(key=lambda e: _index(e["field"]))

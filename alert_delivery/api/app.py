@@ -158,6 +158,7 @@ def build_app(db: Database, options: ServeOptions | None = None) -> web.Applicat
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await db.aclose()
         await asyncio.get_running_loop().run_in_executor(None, db.close)
 
     app.cleanup_ctx.append(background)

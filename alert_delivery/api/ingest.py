@@ -10,7 +10,6 @@ batches: one call for the batch is ~10x faster than a savepoint and a call per a
 bench/bench_api.py), so the per-alert path is only the fallback.
 """
 
-import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from psycopg import pq
 
 from alert_delivery.alerting import lifecycle
 from alert_delivery.alerting.labels import SEVERITIES, validate_labels
-from alert_delivery.alerting.producer import raise_alerts
+from alert_delivery.alerting.producer import raise_alerts_async
 from alert_delivery.db import query
 from alert_delivery.errors import InvalidInput
 
@@ -149,8 +148,8 @@ def _client_field(where: str | None, item: Item) -> str:
     return f"alerts[{item.index}]{rest}"
 
 
-def _raise_firing(
-    conn: psycopg.Connection, items: list[Item], *, atomic: bool
+async def _raise_firing(
+    conn: psycopg.AsyncConnection[Any], items: list[Item], *, atomic: bool
 ) -> dict[int, Outcome]:
     pending = list(items)
     results: dict[int, Outcome] = {}
@@ -160,8 +159,11 @@ def _raise_firing(
     alone = conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
     while pending:
         try:
-            with contextlib.nullcontext() if alone else conn.transaction():
-                raised = raise_alerts(conn, [i.doc for i in pending])
+            if alone:
+                raised = await raise_alerts_async(conn, [i.doc for i in pending])
+            else:
+                async with conn.transaction():
+                    raised = await raise_alerts_async(conn, [i.doc for i in pending])
         except InvalidInput as exc:
             found = _AT.match(exc.where or "")
             j = int(found.group(1)) if found else None
@@ -183,13 +185,13 @@ def _raise_firing(
     return results
 
 
-def ingest(
-    conn: psycopg.Connection, items: Sequence[Item], *, atomic: bool = False
+async def ingest(
+    conn: psycopg.AsyncConnection[Any], items: Sequence[Item], *, atomic: bool = False
 ) -> dict[int, Outcome]:
     """Raise checked alerts in request order, in the caller's transaction. An alert whose
     ``ends_at`` has passed resolves the open alert of its label set (outcome ``resolved``,
     ``alert_id`` None when none was open): the SQL raise path does that."""
-    return _raise_firing(conn, list(items), atomic=atomic)
+    return await _raise_firing(conn, list(items), atomic=atomic)
 
 
 def expire_ended(conn: psycopg.Connection, *, limit: int = 1000) -> list[int]:

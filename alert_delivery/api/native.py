@@ -51,8 +51,8 @@ async def post_alerts(request: web.Request) -> web.Response:
             message = str(exc).removeprefix(f"{exc.where}: ") if exc.where else str(exc)
             results[i] = ingest.Outcome(i, field=exc.where, error=message)
     if items:
-        done = await state(request).db.run(
-            lambda conn: ingest.ingest(conn, items, atomic=atomic), transaction=False
+        done = await state(request).db.run_async(
+            lambda conn: ingest.ingest(conn, items, atomic=atomic)
         )
         results.update(done)
     ordered = [results[i] for i in range(len(body))]

@@ -115,9 +115,7 @@ async def enqueue(request: web.Request) -> web.Response:
     try:
         if action == "trigger":
             item = _trigger(body, dedup_key)
-            await state(request).db.run(
-                lambda conn: ingest.ingest(conn, [item], atomic=True), transaction=False
-            )
+            await state(request).db.run_async(lambda conn: ingest.ingest(conn, [item], atomic=True))
         else:
 
             def act(conn: psycopg.Connection) -> None:

@@ -101,10 +101,12 @@ def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
             conn.close()
 
 
-async def connect_async(url: str) -> psycopg.AsyncConnection[Any]:
+async def connect_async(url: str, *, connect_timeout: int = 5) -> psycopg.AsyncConnection[Any]:
     """An autocommit async connection, or ``DatabaseUnavailable`` naming host and cause."""
     try:
-        return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=connect_timeout
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(describe_host(url), _first_line(exc)) from None
 
