@@ -32,7 +32,10 @@ class Lanes:
         # A fixed set of lanes rather than a task and a semaphore wait per row: those cost about
         # a tenth of the engine's time per delivery (measured with bench delivery).
         self._work: deque[tuple[Claimed, Batch]] = deque()
-        self._has_work = asyncio.Event()
+        # Idle lanes, each waiting on its own future: a row wakes one lane. (One shared Event
+        # woke all 50 for every row: at 100 rows/s, one per claim, 51 lane turns a delivery and
+        # ~0.5 ms of the worker's CPU.)
+        self._idle: deque[asyncio.Future[None]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
 
     def submit(self, rows: list[Claimed], batch: Batch) -> None:
@@ -41,20 +44,26 @@ class Lanes:
         self._work.extend((row, batch) for row in rows)
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._lane()) for _ in range(self.concurrency)]
-        self._has_work.set()
+        for _ in range(min(len(rows), len(self._idle))):
+            waiting = self._idle.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._idle.clear()
 
     async def _lane(self) -> None:
         work, decisions = self._work, self.decisions
+        loop = asyncio.get_running_loop()
         while True:
             if not work:
-                self._has_work.clear()
-                await self._has_work.wait()
+                waiting = loop.create_future()
+                self._idle.append(waiting)
+                await waiting
                 continue
             row, batch = work.popleft()
             if batch.abandoned:
