@@ -36,7 +36,7 @@ from alert_delivery.alerting.producer import raise_alerts
 from alert_delivery.alerting.routing import ensure_rule
 from alert_delivery.api.tokens import add_token
 from alert_delivery.delivery.registry import add_webhook
-from bench.common import ROOT, BenchContext, BenchRow, percentile
+from bench.common import ROOT, BenchContext, BenchRow, busy_share, cpu_ticks, percentile
 from bench.receiver import LABELS_RECEIVER, arrivals, free_port, start_receiver, wait_arrivals
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -201,6 +201,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
     api = f"http://127.0.0.1:{port}"
     ingest_s: list[float] = []
     latencies: list[list[float]] = []
+    busy: list[float] = []
     try:
         with (
             _process("serve", "--port", str(port), env=env),
@@ -214,7 +215,9 @@ def run(ctx: BenchContext) -> list[BenchRow]:
                 # worker that is not working off a backlog of 5,000 deliveries.
                 _wait_drained(url)
                 arrivals(receiver_port)  # forget the ingested alerts' arrivals
+                before = cpu_ticks()
                 latencies.append(asyncio.run(_latency_round(api, token, f"r{r}", receiver_port)))
+                busy.append(busy_share(before, cpu_ticks()))
         saves = [_savepoint_cost(url) for _ in range(ROUNDS)]
     finally:
         receiver.terminate()
@@ -247,7 +250,8 @@ def run(ctx: BenchContext) -> list[BenchRow]:
             met=percentile(mid, 0.99) <= P99_TARGET_MS,
             latencies_ms=mid,
             note=f"worker running; from POST sent to receipt; median round of {ROUNDS}, "
-            f"p99 range {p99s[0]:.1f}-{p99s[-1]:.1f} ms; {received}/{ROUNDS * SINGLES} received",
+            f"p99 range {p99s[0]:.1f}-{p99s[-1]:.1f} ms; {received}/{ROUNDS * SINGLES} received; "
+            f"machine {100 * statistics.median(busy):.0f} % busy (all cores, every process)",
         ),
         BenchRow(
             "api design: 100 alerts, one set-based call",
