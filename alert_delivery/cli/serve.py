@@ -13,7 +13,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=9093, help="port (9093, Alertmanager's)")
     p.add_argument("--max-body", type=int, default=1 << 20, help="bytes per request (1 MiB)")
-    p.add_argument("--threads", type=int, default=8, help="database threads/connections (8)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="database threads and their connections (8), and at most as many async "
+        "connections for raising alerts",
+    )
     p.add_argument(
         "--access-log", action="store_true", help="log every request line (never headers)"
     )
