@@ -251,7 +251,7 @@ def run(ctx: BenchContext) -> list[BenchRow]:
             latencies_ms=mid,
             note=f"worker running; from POST sent to receipt; median round of {ROUNDS}, "
             f"p99 range {p99s[0]:.1f}-{p99s[-1]:.1f} ms; {received}/{ROUNDS * SINGLES} received; "
-            f"machine {100 * statistics.median(busy):.0f} % busy (all cores, every process)",
+            f"machine {100 * statistics.median(busy):.0f} % busy (all cores, every process, steal)",
         ),
         BenchRow(
             "api design: 100 alerts, one set-based call",

@@ -50,6 +50,8 @@ def cpu_ticks() -> tuple[int, int]:
             fields = [int(x) for x in f.readline().split()[1:]]
     except OSError:
         return 0, 0
+    # user nice system idle iowait irq softirq steal; guest time is already in user and nice.
+    fields = fields[:8]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return sum(fields) - idle, sum(fields)
 

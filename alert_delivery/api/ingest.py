@@ -188,7 +188,8 @@ async def _raise_firing(
 async def ingest(
     conn: psycopg.AsyncConnection[Any], items: Sequence[Item], *, atomic: bool = False
 ) -> dict[int, Outcome]:
-    """Raise checked alerts in request order, in the caller's transaction. An alert whose
+    """Raise checked alerts in request order: in the caller's transaction, or on an idle
+    autocommit connection as one statement that commits on its own. An alert whose
     ``ends_at`` has passed resolves the open alert of its label set (outcome ``resolved``,
     ``alert_id`` None when none was open): the SQL raise path does that."""
     return await _raise_firing(conn, list(items), atomic=atomic)

@@ -44,10 +44,12 @@ class Lanes:
         self._work.extend((row, batch) for row in rows)
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._lane()) for _ in range(self.concurrency)]
-        for _ in range(min(len(rows), len(self._idle))):
+        wake = len(rows)
+        while wake and self._idle:
             waiting = self._idle.popleft()
             if not waiting.done():
                 waiting.set_result(None)
+                wake -= 1
 
     async def close(self) -> None:
         for task in self._tasks:
