@@ -22,6 +22,15 @@ from psycopg import pq
 from alert_delivery.db.connection import connect, connect_async, connection_lost, unavailable
 
 T = TypeVar("T")
+AnyConnection = psycopg.Connection | psycopg.AsyncConnection[Any]
+
+
+def _reusable(conn: AnyConnection) -> bool:
+    return not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+def _unusable_after(conn: AnyConnection, exc: BaseException) -> bool:
+    return conn.closed or conn.broken or connection_lost(exc)
 
 
 class Database:
@@ -41,10 +50,10 @@ class Database:
             return connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_s)
 
     def _give_back(self, conn: psycopg.Connection) -> None:
-        if conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            conn.close()
-        else:
+        if _reusable(conn):
             self._idle.put(conn)
+        else:
+            conn.close()
 
     def run_sync(self, work: Callable[[psycopg.Connection], T]) -> T:
         """``work(conn)`` inside one transaction, committed before this returns."""
@@ -53,7 +62,7 @@ class Database:
             with conn.transaction():
                 result = work(conn)
         except BaseException as exc:
-            if conn.closed or connection_lost(exc) or conn.broken:
+            if _unusable_after(conn, exc):
                 conn.close()
                 if connection_lost(exc):
                     raise unavailable(self.url, exc) from None
@@ -78,10 +87,9 @@ class Database:
             try:
                 result = await work(conn)
             except BaseException as exc:
-                lost = connection_lost(exc)
-                if conn.closed or lost or conn.broken:
+                if _unusable_after(conn, exc):
                     await conn.close()
-                    if lost:
+                    if connection_lost(exc):
                         raise unavailable(self.url, exc) from None
                 else:
                     await self._give_back_async(conn)
@@ -90,10 +98,10 @@ class Database:
             return result
 
     async def _give_back_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            await conn.close()
-        else:
+        if _reusable(conn):
             self._idle_async.append(conn)
+        else:
+            await conn.close()
 
     async def aclose(self) -> None:
         """Close the event loop's connections (then ``close`` for the threads')."""

@@ -10,6 +10,7 @@ batches: one call for the batch is ~10x faster than a savepoint and a call per a
 bench/bench_api.py), so the per-alert path is only the fallback.
 """
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,11 +160,8 @@ async def _raise_firing(
     alone = conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
     while pending:
         try:
-            if alone:
+            async with contextlib.nullcontext() if alone else conn.transaction():
                 raised = await raise_alerts_async(conn, [i.doc for i in pending])
-            else:
-                async with conn.transaction():
-                    raised = await raise_alerts_async(conn, [i.doc for i in pending])
         except InvalidInput as exc:
             found = _AT.match(exc.where or "")
             j = int(found.group(1)) if found else None
